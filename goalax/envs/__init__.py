@@ -1,0 +1,1 @@
+"""Goal-conditioned tasks: the GoalEnv contract, the registry and the task families."""

@@ -1,0 +1,76 @@
+"""The GoalEnv contract every goalax task satisfies.
+
+A GoalEnv is a brax ``Env`` (``reset(key) -> State``, ``step(state, action) -> State``) whose
+observation is ``concat(state_obs, goal)``. The learner never needs task-specific code: it reads
+``state_dim``, ``goal_indices`` and ``goal_dim`` to split observations and to turn a stored state
+into a goal (``state_obs[..., goal_indices]``).
+
+Contract for ``State`` (checked by ``tests/test_envs.py`` for every registered task):
+- ``obs``: ``[state_dim + goal_dim]`` float32, the goal is the last ``goal_dim`` entries.
+- ``info["goal"]``: ``[goal_dim]`` the goal of the current episode (fresh at every ``reset``).
+- ``metrics``: ``dist`` (distance of the goal part of the state to the goal), ``success``
+  (``dist < goal_threshold``) and ``success_easy`` (``dist < success_easy_threshold``), float32.
+- ``reward``: ``success`` (sparse, default) or ``-dist`` when built with ``dense_reward=True``.
+- ``done``: 1.0 only on true termination; time limits are added by the training wrappers so that
+  truncation and termination stay separate.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from brax.envs.base import Env, State
+
+__all__ = ["GoalEnv", "State", "goal_metrics"]
+
+
+class GoalEnv(Env):
+    """Base class for goal-conditioned tasks; subclasses set the attributes in ``__init__``."""
+
+    #: Number of entries of the state part of the observation.
+    state_dim: int
+    #: Entries of ``state_obs`` that a goal specifies (e.g. torso xy).
+    goal_indices: tuple[int, ...]
+    #: Distance below which the goal counts as reached.
+    goal_threshold: float
+    #: Looser threshold for ``success_easy``.
+    success_easy_threshold: float
+    #: Default episode length (time limit) for training and evaluation.
+    episode_length: int
+    #: Physics backend name ("spring", "generalized", "positional", "mjx" or "jax").
+    backend: str
+    #: Reward is ``-dist`` instead of the sparse success indicator.
+    dense_reward: bool = False
+
+    @property
+    def goal_dim(self) -> int:
+        return len(self.goal_indices)
+
+    @property
+    def observation_size(self) -> int:
+        return self.state_dim + self.goal_dim
+
+    def achieved_goal(self, state_obs: jnp.ndarray) -> jnp.ndarray:
+        """``[..., state_dim] -> [..., goal_dim]``: the part of a state a goal talks about."""
+        return state_obs[..., jnp.asarray(self.goal_indices)]
+
+    def reward_and_metrics(
+        self, state_obs: jnp.ndarray, goal: jnp.ndarray
+    ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+        """Reward and the standard metrics of a state with respect to a goal."""
+        metrics = goal_metrics(
+            self.achieved_goal(state_obs), goal, self.goal_threshold, self.success_easy_threshold
+        )
+        reward = -metrics["dist"] if self.dense_reward else metrics["success"]
+        return reward, metrics
+
+
+def goal_metrics(
+    achieved: jnp.ndarray, goal: jnp.ndarray, threshold: float, easy_threshold: float
+) -> dict[str, jnp.ndarray]:
+    """``dist``, ``success`` and ``success_easy`` for ``[..., goal_dim]`` inputs."""
+    dist = jnp.linalg.norm(achieved - goal, axis=-1)
+    return {
+        "dist": dist,
+        "success": (dist < threshold).astype(jnp.float32),
+        "success_easy": (dist < easy_threshold).astype(jnp.float32),
+    }
