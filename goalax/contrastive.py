@@ -1,0 +1,275 @@
+"""Energies and contrastive losses of the CRL critic: pure functions of embeddings and logits.
+
+The critic embeds state-actions ``phi = φ(s, a)`` and goals ``psi = ψ(g)`` into ``R^d``. An
+*energy* ``f(phi_i, psi_j)`` scores how likely goal ``j`` is a future of state-action ``i``
+(higher = more similar). In a batch of ``B`` pairs sampled together the diagonal ``(i, i)`` are the
+positives (goal ``i`` really is a future of state-action ``i``) and the off-diagonal ``(i, j)``,
+``i != j``, are the negatives. A *loss* turns the ``[B, B]`` logit matrix into a scalar.
+
+Choices are dispatched through the module-level dicts ``_ENERGY_FNS`` and ``_LOSS_FNS``; an
+unknown name raises ``ValueError`` listing the valid ones. Every loss assumes ``B >= 2``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+__all__ = [
+    "ENERGIES",
+    "LOSSES",
+    "contrastive_loss",
+    "logsumexp_penalty",
+    "paired_logits",
+    "pairwise_logits",
+]
+
+# Squared-norm floor of the cosine normalisation: keeps a zero row finite (it maps to 0).
+_COSINE_EPS = 1e-12
+
+
+# ---------------------------------------------------------------------------------------------
+# Energies. Each maps x [..., d], y [..., d] (broadcastable) to [...]: defining an energy once
+# for broadcast rows makes the pairwise matrix and its diagonal agree by construction.
+
+
+def _safe_l2_norm(diff: Array) -> Array:
+    """``||diff||_2`` over the last axis with gradient 0 (not NaN) where ``diff == 0``.
+
+    The double ``where`` keeps ``sqrt`` away from 0 in both the forward and the backward pass:
+    ``d sqrt(x)/dx = 1 / (2 sqrt(x))`` is infinite at 0, and ``inf * 0 = NaN`` in the chain rule.
+    """
+    squared = jnp.sum(jnp.square(diff), axis=-1)
+    positive = squared > 0.0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
+
+
+def _l2(x: Array, y: Array) -> Array:
+    """``-||x - y||_2``: the paper's default energy."""
+    return -_safe_l2_norm(x - y)
+
+
+def _l2_squared(x: Array, y: Array) -> Array:
+    """``-||x - y||_2^2``."""
+    return -jnp.sum(jnp.square(x - y), axis=-1)
+
+
+def _l1(x: Array, y: Array) -> Array:
+    """``-||x - y||_1`` (``|.|`` has gradient 0 at 0 in JAX, so identical rows stay finite)."""
+    return -jnp.sum(jnp.abs(x - y), axis=-1)
+
+
+def _dot(x: Array, y: Array) -> Array:
+    """``x · y``."""
+    return jnp.sum(x * y, axis=-1)
+
+
+def _unit_rows(x: Array) -> Array:
+    """``x / sqrt(||x||^2 + eps)`` per row (last axis): each row on its own, never the batch."""
+    squared_norm = jnp.sum(jnp.square(x), axis=-1, keepdims=True)
+    return x * jax.lax.rsqrt(squared_norm + _COSINE_EPS)
+
+
+def _cosine(x: Array, y: Array) -> Array:
+    """``x·y / (||x|| ||y||)`` with each row normalised separately (scale-invariant per row)."""
+    return _dot(_unit_rows(x), _unit_rows(y))
+
+
+_ENERGY_FNS: dict[str, Callable[[Array, Array], Array]] = {
+    "l2": _l2,
+    "l2_squared": _l2_squared,
+    "l1": _l1,
+    "dot": _dot,
+    "cosine": _cosine,
+}
+ENERGIES: tuple[str, ...] = tuple(_ENERGY_FNS)
+
+
+def _energy_fn(energy: str) -> Callable[[Array, Array], Array]:
+    if energy not in _ENERGY_FNS:
+        raise ValueError(f"unknown energy {energy!r}; valid energies: {', '.join(ENERGIES)}")
+    return _ENERGY_FNS[energy]
+
+
+def pairwise_logits(energy: str, phi: Array, psi: Array) -> Array:
+    """All-pairs critic ``logits[i, j] = f(phi_i, psi_j)``, ``[B, d] x [B, d] -> [B, B]``.
+
+    ``f`` is one of ``ENERGIES``: ``l2 = -||phi_i - psi_j||_2``, ``l2_squared = -||.||_2^2``,
+    ``l1 = -||.||_1``, ``dot = phi_i · psi_j``, ``cosine = (phi_i/||phi_i||) · (psi_j/||psi_j||)``.
+    Computed by broadcasting rows (``O(B^2 d)`` time and memory), which is exact for the
+    distances (no ``||a||^2 + ||b||^2 - 2ab`` cancellation) and cheap for ``d = 64``.
+    """
+    return _energy_fn(energy)(phi[:, None, :], psi[None, :, :])
+
+
+def paired_logits(energy: str, phi: Array, psi: Array) -> Array:
+    """Matched pairs ``f(phi_i, psi_i)``, ``[B, d] x [B, d] -> [B]`` in ``O(B d)``.
+
+    Equals ``diag(pairwise_logits(energy, phi, psi))``; the actor needs only this diagonal.
+    """
+    return _energy_fn(energy)(phi, psi)
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses. Each maps logits [B, B] (positives on the diagonal) to a scalar to minimise.
+
+
+def _off_diagonal_mask(num: int) -> Array:
+    return ~jnp.eye(num, dtype=bool)
+
+
+def _off_diagonal_mean(values: Array) -> Array:
+    """``mean_{i != j} values_ij`` over the ``B (B - 1)`` negatives."""
+    num = values.shape[0]
+    return jnp.sum(jnp.where(_off_diagonal_mask(num), values, 0.0)) / (num * (num - 1))
+
+
+def _margins(logits: Array) -> Array:
+    """``[B, B]``: ``logits_ii - logits_ij``, how far each positive beats each negative of row i."""
+    return jnp.diagonal(logits)[:, None] - logits
+
+
+def _infonce_forward(logits: Array) -> Array:
+    """``mean_i [ -logits_ii + logsumexp_j logits_ij ]``: classify the goal of each state-action.
+
+    Softmax over goals (axis 1); ``>= 0``, and ``log B`` for a collapsed critic.
+    """
+    return jnp.mean(jax.nn.logsumexp(logits, axis=1) - jnp.diagonal(logits))
+
+
+def _infonce_backward(logits: Array) -> Array:
+    """``mean_j [ -logits_jj + logsumexp_i logits_ij ]``: softmax over state-actions (axis 0)."""
+    return jnp.mean(jax.nn.logsumexp(logits, axis=0) - jnp.diagonal(logits))
+
+
+def _infonce_sym(logits: Array) -> Array:
+    """``(infonce_forward + infonce_backward) / 2``: the paper's default."""
+    return 0.5 * (_infonce_forward(logits) + _infonce_backward(logits))
+
+
+def _binary_nce(logits: Array) -> Array:
+    """Sigmoid cross-entropy against labels ``I``, averaged over all ``B^2`` entries.
+
+    ``mean_ij [ -I_ij log σ(logits_ij) - (1 - I_ij) log(1 - σ(logits_ij)) ]``
+    ``= ( sum_i softplus(-logits_ii) + sum_{i != j} softplus(logits_ij) ) / B^2``.
+    The plain ``B^2`` mean (not a positives/negatives-balanced mean) is the NCE-binary loss of
+    the original CRL paper (Eysenbach et al. 2022): every entry weighs the same, so the ``B``
+    positives carry ``1/B`` of the loss and the ``B (B - 1)`` negatives the rest.
+    """
+    labels = jnp.eye(logits.shape[0], dtype=logits.dtype)
+    # -log σ(x) = softplus(-x), -log(1 - σ(x)) = softplus(x).
+    per_entry = labels * jax.nn.softplus(-logits) + (1.0 - labels) * jax.nn.softplus(logits)
+    return jnp.mean(per_entry)
+
+
+def _flatnce_log_ratios(logits: Array) -> Array:
+    """``[B]``: ``l_i = logsumexp_{j != i} (logits_ij - logits_ii)``."""
+    mask = _off_diagonal_mask(logits.shape[0])
+    return jax.nn.logsumexp(-_margins(logits), axis=1, where=mask)
+
+
+def _flatnce(logits: Array) -> Array:
+    """FlatNCE (Chen et al. 2021): ``mean_i exp(l_i - stop_gradient(l_i))``.
+
+    ``l_i = logsumexp_{j != i}(logits_ij - logits_ii)``. The value is exactly 1; the gradient is
+    ``mean_i ∇ l_i = mean_i [ sum_{j != i} w_ij ∇ logits_ij - ∇ logits_ii ]`` with
+    ``w_i· = softmax_{j != i}(logits_i·)``: InfoNCE's gradient with the positive left out of the
+    softmax, so its scale does not shrink as the positive comes to dominate (InfoNCE's does,
+    and then drowns in float rounding at small batch sizes). The un-flattened ``mean_i l_i`` is
+    reported as the metric ``flatnce_unflattened``.
+    """
+    log_ratios = _flatnce_log_ratios(logits)
+    return jnp.mean(jnp.exp(log_ratios - jax.lax.stop_gradient(log_ratios)))
+
+
+def _forward_backward(logits: Array) -> Array:
+    """FB representation loss (Touati & Ollivier 2021), ``-mean_i logits_ii + 0.5 mean_{i != j}
+    logits_ij^2``: raise the measure on positives, drive negatives to 0 (not to -inf)."""
+    return -jnp.mean(jnp.diagonal(logits)) + 0.5 * _off_diagonal_mean(jnp.square(logits))
+
+
+def _dpo(logits: Array) -> Array:
+    """DPO-style pairwise preference, ``-mean_{i != j} log σ(logits_ii - logits_ij)``."""
+    return -_off_diagonal_mean(jax.nn.log_sigmoid(_margins(logits)))
+
+
+def _ipo(logits: Array) -> Array:
+    """IPO with τ = 1, ``mean_{i != j} (logits_ii - logits_ij - 0.5)^2``.
+
+    Regresses every margin to ``1/(2τ) = 0.5`` instead of pushing it to infinity, so the best
+    critic has margin exactly 0.5, not a large one.
+    """
+    return _off_diagonal_mean(jnp.square(_margins(logits) - 0.5))
+
+
+def _sppo(logits: Array) -> Array:
+    """SPPO-style regression, ``mean_i (logits_ii - 0.5)^2 + mean_{i != j} (logits_ij + 0.5)^2``:
+    positives to +0.5 and negatives to -0.5 (absolute targets, unlike IPO's margins)."""
+    positives = jnp.mean(jnp.square(jnp.diagonal(logits) - 0.5))
+    return positives + _off_diagonal_mean(jnp.square(logits + 0.5))
+
+
+_LOSS_FNS: dict[str, Callable[[Array], Array]] = {
+    "infonce_forward": _infonce_forward,
+    "infonce_backward": _infonce_backward,
+    "infonce_sym": _infonce_sym,
+    "binary_nce": _binary_nce,
+    "flatnce": _flatnce,
+    "forward_backward": _forward_backward,
+    "dpo": _dpo,
+    "ipo": _ipo,
+    "sppo": _sppo,
+}
+LOSSES: tuple[str, ...] = tuple(_LOSS_FNS)
+
+# Losses whose value alone does not say how training goes get extra metrics.
+_EXTRA_METRIC_FNS: dict[str, Callable[[Array], dict[str, Array]]] = {
+    "flatnce": lambda logits: {"flatnce_unflattened": jnp.mean(_flatnce_log_ratios(logits))},
+}
+
+
+def contrastive_loss(loss: str, logits: Array) -> tuple[Array, dict[str, Array]]:
+    """Critic loss named ``loss`` (one of ``LOSSES``) of ``logits [B, B]``, and its metrics.
+
+    Positives are the diagonal ``(i, i)``, negatives the off-diagonal. Formulas (means over
+    ``i`` run over ``B`` rows, means over ``i != j`` over the ``B (B - 1)`` negatives):
+
+    - ``infonce_forward``: ``mean_i [ -logits_ii + logsumexp_j logits_ij ]`` (softmax over goals)
+    - ``infonce_backward``: ``mean_j [ -logits_jj + logsumexp_i logits_ij ]`` (over state-actions)
+    - ``infonce_sym``: the average of the two
+    - ``binary_nce``: ``mean_ij BCE(σ(logits_ij), I_ij)`` over all ``B^2`` entries
+    - ``flatnce``: ``mean_i exp(l_i - sg(l_i))``,
+      ``l_i = logsumexp_{j != i}(logits_ij - logits_ii)`` (value 1, gradient ``mean_i ∇ l_i``)
+    - ``forward_backward``: ``-mean_i logits_ii + 0.5 mean_{i != j} logits_ij^2``
+    - ``dpo``: ``-mean_{i != j} log σ(logits_ii - logits_ij)``
+    - ``ipo``: ``mean_{i != j} (logits_ii - logits_ij - 0.5)^2``
+    - ``sppo``: ``mean_i (logits_ii - 0.5)^2 + mean_{i != j} (logits_ij + 0.5)^2``
+
+    Metrics: ``logits_pos`` (mean diagonal), ``logits_neg`` (mean off-diagonal),
+    ``categorical_accuracy`` (fraction of rows whose argmax is the diagonal), and for
+    ``flatnce`` also ``flatnce_unflattened`` (``mean_i l_i``, since the loss value is always 1).
+    """
+    if loss not in _LOSS_FNS:
+        raise ValueError(f"unknown loss {loss!r}; valid losses: {', '.join(LOSSES)}")
+    num = logits.shape[0]
+    metrics = {
+        "logits_pos": jnp.mean(jnp.diagonal(logits)),
+        "logits_neg": _off_diagonal_mean(logits),
+        "categorical_accuracy": jnp.mean(jnp.argmax(logits, axis=1) == jnp.arange(num)),
+    }
+    if loss in _EXTRA_METRIC_FNS:
+        metrics = {**metrics, **_EXTRA_METRIC_FNS[loss](logits)}
+    return _LOSS_FNS[loss](logits), metrics
+
+
+def logsumexp_penalty(logits: Array) -> Array:
+    """``mean_i (logsumexp_j logits_ij)^2`` for ``logits [B, B]`` (forward direction).
+
+    InfoNCE is invariant to adding ``c_i`` to row ``i``; this pins the free row offsets near 0 so
+    logits stay bounded. The caller multiplies by its coefficient.
+    """
+    return jnp.mean(jnp.square(jax.nn.logsumexp(logits, axis=1)))
