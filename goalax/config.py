@@ -1,0 +1,156 @@
+"""Run configuration: frozen dataclasses (every field is a CLI flag) and the derived schedule.
+
+Validation lives here so that bad input is rejected before anything is compiled or written. Derived
+sizes are computed by ``make_schedule`` into a separate object instead of mutating the config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from goalax.agents.crl import CRLConfig
+
+MAX_ENV_STEPS = 2**31 - 1  # device step counters are int32
+GoalStrategy = Literal["geometric", "uniform", "random_state"]
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything about a training run that is not the agent's own hyperparameters."""
+
+    env: str = "reacher"
+    """Task name (``goalax envs`` lists them)."""
+    seed: int = 0
+    """Random seed of the first seed; seed i of a multi-seed run uses ``seed + i``."""
+    num_seeds: int = 1
+    """Independent seeds trained together in one compiled program (vmapped)."""
+    num_envs: int = 256
+    """Parallel training environments."""
+    total_env_steps: int = 1_000_000
+    """Environment-step budget, honoured exactly (summed over envs, per seed)."""
+    episode_length: int | None = None
+    """Time limit of an episode; default: the task's own."""
+    backend: str | None = None
+    """Physics backend; default: the task's own stable choice."""
+    dense_reward: bool = False
+    """Reward -distance instead of the sparse success indicator."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    unroll_length: int = 62
+    """Environment steps per env collected per training iteration."""
+    utd_ratio: float = 0.0625
+    """Gradient steps per environment step (paper: about 1 per 16)."""
+    buffer_size: int = 1_000_000
+    """Replay capacity in transitions (split evenly over envs)."""
+    goal_strategy: GoalStrategy = "geometric"
+    """How relabelled goals are drawn: discounted future state, uniform future state, or any state."""
+    eval_every: int | None = None
+    """Evaluate every this many env steps; default: a tenth of the budget."""
+    num_eval_envs: int = 128
+    """Evaluation episodes per evaluation (one per env, deterministic policy)."""
+    run_dir: str | None = None
+    """Output directory; default ``runs/<agent>-<env>-s<seed>-<YYYYmmdd-HHMMSS>``."""
+    quiet: bool = False
+    """No progress bar or per-evaluation lines."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Sizes derived from a RunConfig and the task; computed once by ``make_schedule``."""
+
+    episode_length: int
+    steps_per_iteration: int
+    updates_per_iteration: int
+    buffer_rows: int
+    eval_every: int
+    num_iterations: int
+
+
+def _fail(message: str) -> None:
+    raise ConfigError(message)
+
+
+def validate(run: RunConfig) -> None:
+    """Reject configurations that cannot run, each with one line saying what to change."""
+    positive = {
+        "--num-seeds": run.num_seeds,
+        "--num-envs": run.num_envs,
+        "--total-env-steps": run.total_env_steps,
+        "--batch-size": run.batch_size,
+        "--unroll-length": run.unroll_length,
+        "--buffer-size": run.buffer_size,
+        "--num-eval-envs": run.num_eval_envs,
+    }
+    for flag, value in positive.items():
+        if value < 1:
+            _fail(f"{flag} must be a positive integer, got {value}")
+    if run.episode_length is not None and run.episode_length < 1:
+        _fail(f"--episode-length must be a positive integer, got {run.episode_length}")
+    if run.eval_every is not None and run.eval_every < 1:
+        _fail(f"--eval-every must be a positive number of env steps, got {run.eval_every}")
+    if run.total_env_steps > MAX_ENV_STEPS:
+        _fail(f"--total-env-steps must be at most {MAX_ENV_STEPS}, got {run.total_env_steps}")
+    if not (math.isfinite(run.utd_ratio) and run.utd_ratio > 0):
+        _fail(f"--utd-ratio must be a positive number, got {run.utd_ratio}")
+
+
+def make_schedule(run: RunConfig, env_episode_length: int) -> Schedule:
+    """Derive iteration sizes; raises ConfigError when the sizes cannot fit together."""
+    validate(run)
+    episode_length = run.episode_length or env_episode_length
+    steps_per_iteration = run.num_envs * run.unroll_length
+    buffer_rows = run.buffer_size // run.num_envs
+    if buffer_rows < run.unroll_length:
+        _fail(
+            f"--buffer-size {run.buffer_size} holds {buffer_rows} steps per env, fewer than one "
+            f"iteration's --unroll-length {run.unroll_length}; raise --buffer-size to at least "
+            f"{run.num_envs * run.unroll_length} or lower --num-envs/--unroll-length"
+        )
+    if run.batch_size > run.buffer_size:
+        _fail(
+            f"--batch-size {run.batch_size} is larger than the buffer ({run.buffer_size} "
+            "transitions); lower --batch-size or raise --buffer-size"
+        )
+    updates = max(1, round(run.utd_ratio * steps_per_iteration))
+    eval_every = run.eval_every or max(1, run.total_env_steps // 10)
+    return Schedule(
+        episode_length=episode_length,
+        steps_per_iteration=steps_per_iteration,
+        updates_per_iteration=updates,
+        buffer_rows=buffer_rows,
+        eval_every=eval_every,
+        num_iterations=math.ceil(run.total_env_steps / steps_per_iteration),
+    )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A full training job: the run settings and the agent's hyperparameters."""
+
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+    agent: CRLConfig = dataclasses.field(default_factory=CRLConfig)
+    agent_name: str = "crl"
+
+
+def to_dict(config: TrainConfig) -> dict:
+    """JSON-ready dict (the ``config.json`` of a run directory)."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(data: dict) -> TrainConfig:
+    """Inverse of ``to_dict``; unknown keys are an error so a stale file is noticed."""
+    try:
+        return TrainConfig(
+            run=RunConfig(**data["run"]),
+            agent=CRLConfig(**data["agent"]),
+            agent_name=data.get("agent_name", "crl"),
+        )
+    except (KeyError, TypeError) as err:
+        raise ConfigError(f"config.json does not describe a goalax run ({err})") from err

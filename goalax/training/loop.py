@@ -1,0 +1,219 @@
+"""The training program: one jitted chunk of iterations (collect → insert → N updates), vmapped
+over seeds, with exact env-step budgets.
+
+State is one pytree (``TrainState``): per-seed leaves carry a leading ``[num_seeds]`` axis, the
+counters are shared scalars. Because the budget of an iteration is a traced value, the last
+(partial) iteration of a run reuses the same compiled program: one compilation per run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from goalax import buffer as replay
+from goalax import envs
+from goalax.agents import crl
+from goalax.config import ConfigError, Schedule, TrainConfig, make_schedule
+from goalax.training import rollout
+
+
+@struct.dataclass
+class SeedState:
+    agent: Any
+    buffer: replay.BufferState
+    env: rollout.EnvCarry
+    key: jax.Array
+    eval_key: jax.Array
+    metric_sums: dict
+
+
+@struct.dataclass
+class TrainState:
+    seeds: SeedState  # leaves [num_seeds, ...]
+    env_steps: jax.Array  # int32 scalar, per seed (all seeds step together)
+    grad_steps: jax.Array  # int32 scalar
+    metric_count: jax.Array  # int32 scalar: updates summed into metric_sums since the last row
+
+
+class Program(NamedTuple):
+    """Everything static about a run: env, agent, sizes and the pure functions built from them."""
+
+    config: TrainConfig
+    env: envs.GoalEnv
+    schedule: Schedule
+    agent: crl.Agent
+    init: Any  # (seed_keys [K]) -> TrainState
+    chunk: Any  # (TrainState, target_env_steps) -> TrainState
+    evaluate: Any  # (TrainState) -> metrics dict, leaves [K]
+
+
+UPDATE_METRICS = (
+    "critic_loss",
+    "actor_loss",
+    "alpha",
+    "entropy",
+    "logits_pos",
+    "logits_neg",
+    "categorical_accuracy",
+)
+
+
+def make_env(config: TrainConfig) -> envs.GoalEnv:
+    run = config.run
+    try:
+        return envs.make(
+            run.env,
+            episode_length=run.episode_length,
+            backend=run.backend,
+            dense_reward=run.dense_reward,
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+
+
+def build(config: TrainConfig) -> Program:
+    """Validate the config against the task and build the run's pure functions."""
+    env = make_env(config)
+    schedule = make_schedule(config.run, env.episode_length)
+    try:
+        agent = crl.make(config.agent, env.state_dim, env.goal_dim, env.action_size)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    run = config.run
+
+    def policy(params, deterministic):
+        return lambda obs, key: agent.act(params, obs, key, deterministic)
+
+    def init_seed(key: jax.Array) -> SeedState:
+        agent_key, env_key, train_key, eval_key = jax.random.split(key, 4)
+        carry = rollout.reset(env, env_key, run.num_envs)
+        example = {
+            "state_obs": carry.state.obs[..., : env.state_dim],
+            "action": jnp.zeros((run.num_envs, env.action_size)),
+            "next_goal": env.achieved_goal(carry.state.obs[..., : env.state_dim]),
+        }
+        return SeedState(
+            agent=agent.init(agent_key),
+            buffer=replay.init(example, schedule.buffer_rows),
+            env=carry,
+            key=train_key,
+            eval_key=eval_key,
+            metric_sums={name: jnp.zeros(()) for name in UPDATE_METRICS},
+        )
+
+    def init(seed_keys: jax.Array) -> TrainState:
+        zero = jnp.zeros((), jnp.int32)
+        return TrainState(over_seeds(init_seed, run.num_seeds)(seed_keys), zero, zero, zero)
+
+    def num_updates(budget: jax.Array) -> jax.Array:
+        full = schedule.updates_per_iteration
+        return (budget * full) // schedule.steps_per_iteration
+
+    def sample_batch(buf: replay.BufferState, key: jax.Array) -> dict:
+        s = replay.sample(
+            buf,
+            key,
+            run.batch_size,
+            max_episode_length=schedule.episode_length,
+            gamma=config.agent.discount,
+            strategy=run.goal_strategy,
+        )
+        now = replay.gather(buf, s.env_idx, s.row)
+        future = replay.gather(buf, s.goal_env_idx, s.goal_row)
+        return {"state_obs": now["state_obs"], "action": now["action"], "goal": future["next_goal"]}
+
+    def seed_iteration(seed: SeedState, budget: jax.Array) -> SeedState:
+        key, collect_key, update_key = jax.random.split(seed.key, 3)
+        carry, transitions, episode_ids = rollout.collect(
+            env,
+            policy(seed.agent.params, deterministic=False),
+            seed.env,
+            collect_key,
+            unroll_length=run.unroll_length,
+            episode_length=schedule.episode_length,
+            budget=budget,
+        )
+        buf = replay.insert(
+            seed.buffer, transitions, episode_ids, num_rows=budget // run.num_envs
+        )
+
+        def one_update(i, val):
+            agent_state, sums = val
+            sample_key, step_key = jax.random.split(jax.random.fold_in(update_key, i))
+            agent_state, metrics = agent.update(agent_state, sample_batch(buf, sample_key), step_key)
+            sums = {k: sums[k] + metrics[k] for k in sums}
+            return agent_state, sums
+
+        agent_state, sums = jax.lax.fori_loop(
+            0, num_updates(budget), one_update, (seed.agent, seed.metric_sums)
+        )
+        return seed.replace(agent=agent_state, buffer=buf, env=carry, key=key, metric_sums=sums)
+
+    def chunk(state: TrainState, target: jax.Array) -> TrainState:
+        """Run iterations until ``env_steps >= target`` (the last one clipped to the budget)."""
+        zero_sums = jax.tree.map(jnp.zeros_like, state.seeds.metric_sums)
+        state = state.replace(seeds=state.seeds.replace(metric_sums=zero_sums), metric_count=0)
+
+        def body(s: TrainState) -> TrainState:
+            budget = jnp.minimum(schedule.steps_per_iteration, run.total_env_steps - s.env_steps)
+            seeds = over_seeds(seed_iteration, run.num_seeds)(s.seeds, budget)
+            updates = num_updates(budget)
+            return TrainState(
+                seeds=seeds,
+                env_steps=s.env_steps + budget,
+                grad_steps=s.grad_steps + updates,
+                metric_count=s.metric_count + updates,
+            )
+
+        return jax.lax.while_loop(lambda s: s.env_steps < target, body, state)
+
+    def evaluate(state: TrainState) -> dict:
+        def one(seed: SeedState) -> dict:
+            key = jax.random.fold_in(seed.eval_key, state.env_steps)
+            return rollout.evaluate_episodes(
+                env,
+                policy(seed.agent.params, deterministic=True),
+                key,
+                num_envs=run.num_eval_envs,
+                episode_length=schedule.episode_length,
+            )
+
+        return over_seeds(one, run.num_seeds)(state.seeds)
+
+    return Program(config, env, schedule, agent, init, chunk, evaluate)
+
+
+def over_seeds(fn, num_seeds: int):
+    """Map ``fn(seed_tree, *shared)`` over the leading seed axis.
+
+    With one seed the axis is squeezed instead of vmapped: under vmap, ``lax.cond`` on batched
+    predicates (the auto-reset in ``rollout.collect``) turns into computing both branches.
+    """
+    if num_seeds > 1:
+        return lambda tree, *shared: jax.vmap(lambda t: fn(t, *shared))(tree)
+
+    def single(tree, *shared):
+        out = fn(jax.tree.map(lambda x: x[0], tree), *shared)
+        return jax.tree.map(lambda x: x[None], out)
+
+    return single
+
+
+def seed_keys(config: TrainConfig) -> jax.Array:
+    """``[num_seeds]`` keys; seed i uses ``PRNGKey(seed + i)`` so it matches a 1-seed run."""
+    seeds = jnp.arange(config.run.num_seeds) + config.run.seed
+    return jax.vmap(jax.random.PRNGKey)(seeds)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What ``goalax.train`` returns: final per-seed params, metrics rows and the run directory."""
+
+    params: Any
+    metrics: list[dict]
+    run_dir: str

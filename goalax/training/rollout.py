@@ -1,0 +1,143 @@
+"""Vectorised acting in a GoalEnv: time limits, auto-reset with fresh goals, and budget masking.
+
+Written here (not brax's wrappers) for two reasons: brax's AutoResetWrapper restores a cached
+first state, which repeats the same goal after every reset (the predecessor's "same goal" bug);
+and the trainer needs the achieved goal of the *true* next state, before any reset replaces it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from goalax.envs.base import GoalEnv, State
+
+Policy = Callable[[jax.Array, jax.Array], jax.Array]  # (obs [E, obs_dim], key) -> action [E, A]
+
+
+@struct.dataclass
+class EnvCarry:
+    """Batched env state plus the bookkeeping the buffer needs to see episode boundaries."""
+
+    state: State
+    steps: jax.Array  # [E] int32: steps taken in the current episode
+    episode_id: jax.Array  # [E] int32: incremented at every reset of that env
+
+
+def tree_where(mask: jax.Array, on_true: Any, on_false: Any) -> Any:
+    """Per-env select between two batched pytrees; ``mask [E]`` broadcasts over trailing axes."""
+
+    def pick(a, b):
+        m = mask.reshape(mask.shape + (1,) * (a.ndim - mask.ndim))
+        return jnp.where(m, a, b)
+
+    return jax.tree.map(pick, on_true, on_false)
+
+
+def reset(env: GoalEnv, key: jax.Array, num_envs: int) -> EnvCarry:
+    state = jax.vmap(env.reset)(jax.random.split(key, num_envs))
+    zeros = jnp.zeros((num_envs,), jnp.int32)
+    return EnvCarry(state=state, steps=zeros, episode_id=zeros)
+
+
+def collect(
+    env: GoalEnv,
+    policy: Policy,
+    carry: EnvCarry,
+    key: jax.Array,
+    *,
+    unroll_length: int,
+    episode_length: int,
+    budget: jax.Array,
+) -> tuple[EnvCarry, dict, jax.Array]:
+    """Step all envs ``unroll_length`` times with auto-reset.
+
+    Only the first ``budget`` env steps (in order step-major, env-minor) take effect: the others
+    leave their env untouched, so a run can end exactly on its env-step budget. Returns the new
+    carry, the transitions ``{state_obs, action, next_goal}`` with leaves ``[T, E, ...]``, their
+    ``episode_id [T, E]`` and nothing else; rows with ``t >= budget // E`` are incomplete and
+    must not be stored (the caller inserts ``budget // E`` rows).
+    """
+    num_envs = carry.steps.shape[0]
+    env_index = jnp.arange(num_envs)
+
+    def step(carry: EnvCarry, inputs):
+        t, step_key = inputs
+        act_key, reset_key = jax.random.split(step_key)
+        obs = carry.state.obs
+        action = policy(obs, act_key)
+        nxt = jax.vmap(env.step)(carry.state, action)
+        steps = carry.steps + 1
+        done = (nxt.done > 0) | (steps >= episode_length)
+
+        def with_resets(nxt=nxt):
+            fresh = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
+            return tree_where(done, fresh, nxt)
+
+        next_state = jax.lax.cond(jnp.any(done), with_resets, lambda: nxt)
+        active = t * num_envs + env_index < budget
+        new_carry = EnvCarry(
+            state=tree_where(active, next_state, carry.state),
+            steps=jnp.where(active, jnp.where(done, 0, steps), carry.steps),
+            episode_id=jnp.where(active & done, carry.episode_id + 1, carry.episode_id),
+        )
+        transition = {
+            "state_obs": obs[..., : env.state_dim],
+            "action": action,
+            "next_goal": env.achieved_goal(nxt.obs[..., : env.state_dim]),
+        }
+        return new_carry, (transition, carry.episode_id)
+
+    steps_keys = jax.random.split(key, unroll_length)
+    carry, (transitions, episode_ids) = jax.lax.scan(
+        step, carry, (jnp.arange(unroll_length), steps_keys)
+    )
+    return carry, transitions, episode_ids
+
+
+def evaluate_episodes(
+    env: GoalEnv,
+    policy: Policy,
+    key: jax.Array,
+    *,
+    num_envs: int,
+    episode_length: int,
+) -> dict[str, jax.Array]:
+    """Run one episode per env from a fresh reset; per-episode metrics averaged over envs.
+
+    success = reached at least once; success_at_end = within threshold at the last step;
+    time_at_goal = fraction of steps within threshold; dist = mean distance over the episode.
+    Steps after a true termination are masked out.
+    """
+    reset_key, act_key = jax.random.split(key)
+    state = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
+
+    def step(carry, step_key):
+        state, alive = carry
+        nxt = jax.vmap(env.step)(state, policy(state.obs, step_key))
+        m = nxt.metrics
+        record = {
+            "success": m["success"] * alive,
+            "success_easy": m["success_easy"] * alive,
+            "dist": m["dist"] * alive,
+            "reward": nxt.reward * alive,
+            "alive": alive,
+        }
+        return (nxt, alive * (1.0 - (nxt.done > 0))), record
+
+    alive0 = jnp.ones((num_envs,), jnp.float32)
+    (_, _), rec = jax.lax.scan(step, (state, alive0), jax.random.split(act_key, episode_length))
+    length = jnp.maximum(rec["alive"].sum(0), 1.0)
+    last = jnp.maximum(length.astype(jnp.int32) - 1, 0)
+    at_end = rec["success"][last, jnp.arange(num_envs)]
+    return {
+        "success": rec["success"].max(0).mean(),
+        "success_easy": rec["success_easy"].max(0).mean(),
+        "success_at_end": at_end.mean(),
+        "time_at_goal": (rec["success"].sum(0) / length).mean(),
+        "dist": (rec["dist"].sum(0) / length).mean(),
+        "episode_return": rec["reward"].sum(0).mean(),
+    }

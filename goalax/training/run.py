@@ -1,0 +1,202 @@
+"""The host side of training: run directory, compile once, chunks between evaluations, metrics
+rows, checkpoints, progress, clean stops on SIGINT/SIGTERM and on non-finite losses."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from goalax.config import ConfigError, TrainConfig, to_dict
+from goalax.training import checkpoint
+from goalax.training.logging import MetricsLogger
+from goalax.training.loop import UPDATE_METRICS, Program, TrainResult, TrainState, build, seed_keys
+from goalax.training.progress import Reporter
+
+EVAL_KEYS = ("success", "success_easy", "success_at_end", "time_at_goal", "dist", "episode_return")
+COLUMNS = (
+    ["env_steps", "grad_steps", "wall_time_s", "sps", "seed"]
+    + [f"eval/{k}" for k in EVAL_KEYS]
+    + [f"train/{k}" for k in UPDATE_METRICS]
+)
+MAX_ITERATIONS_PER_CHUNK = 16  # host sync at least this often, for progress and Ctrl-C latency
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN/Inf; the message names the step and the last good checkpoint."""
+
+
+def default_run_dir(config: TrainConfig) -> str:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return os.path.join("runs", f"{config.agent_name}-{config.run.env}-s{config.run.seed}-{stamp}")
+
+
+def prepare_run_dir(path: str) -> str:
+    """Create the run directory; refuse a non-empty one and fail early if it is not writable."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"--run-dir {path} exists and is not a directory; choose another path")
+    if os.path.isdir(path) and os.listdir(path):
+        raise ConfigError(
+            f"--run-dir {path} is not empty; pass --resume {path} to continue it or choose "
+            "another --run-dir"
+        )
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write-test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as err:
+        raise ConfigError(f"--run-dir {path} is not writable ({err.strerror}); choose another path")
+    return path
+
+
+@contextmanager
+def stop_requests():
+    """Turn SIGINT/SIGTERM into a flag checked between chunks, so a stop never lands mid-update."""
+    requested = {"signal": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def handler(signum, _frame):
+        requested["signal"] = signal.Signals(signum).name
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _rows(state: TrainState, evals: dict, config: TrainConfig, wall: float, sps) -> list[dict]:
+    count = int(state.metric_count)
+    sums = jax.device_get(state.seeds.metric_sums)
+    evals = jax.device_get(evals)
+    rows = []
+    for i in range(config.run.num_seeds):
+        row = {
+            "env_steps": int(state.env_steps),
+            "grad_steps": int(state.grad_steps),
+            "wall_time_s": round(wall, 3),
+            "sps": sps,
+            "seed": config.run.seed + i,
+        }
+        row.update({f"eval/{k}": float(evals[k][i]) for k in EVAL_KEYS})
+        row.update(
+            {f"train/{k}": (float(sums[k][i]) / count if count else None) for k in UPDATE_METRICS}
+        )
+        rows.append(row)
+    return rows
+
+
+def _check_finite(rows: list[dict], last_checkpoint: int | None, run_dir: str) -> None:
+    for row in rows:
+        for key in ("train/critic_loss", "train/actor_loss"):
+            value = row.get(key)
+            if value is not None and not math.isfinite(value):
+                where = (
+                    f"the last good checkpoint is step {last_checkpoint} in {run_dir}/checkpoints"
+                    if last_checkpoint is not None
+                    else "no checkpoint was saved before it"
+                )
+                raise TrainingDiverged(
+                    f"{key} became {value} for seed {row['seed']} by env step {row['env_steps']}; "
+                    f"training stopped ({where}). Lower the learning rates or check the config."
+                )
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train end to end and write the run directory (see docs/run_directory.md)."""
+    program = build(config)  # validates everything before anything is written
+    run_dir = prepare_run_dir(config.run.run_dir or default_run_dir(config))
+    with open(os.path.join(run_dir, "config.json"), "w") as f:
+        json.dump(to_dict(config), f, indent=2)
+    state = jax.jit(program.init)(seed_keys(config))
+    return _train_loop(program, state, run_dir)
+
+
+def _next_target(program: Program, env_steps: int) -> int:
+    """Env steps at which the next chunk stops: the first iteration boundary at or after the next
+    evaluation mark (or the budget), and at most MAX_ITERATIONS_PER_CHUNK iterations ahead."""
+    s, total = program.schedule, program.config.run.total_env_steps
+    mark = (env_steps // s.eval_every + 1) * s.eval_every
+    aligned = -(-mark // s.steps_per_iteration) * s.steps_per_iteration
+    capped = env_steps + MAX_ITERATIONS_PER_CHUNK * s.steps_per_iteration
+    return min(aligned, capped, total)
+
+
+def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResult:
+    config = program.config
+    total = config.run.total_env_steps
+    reporter = Reporter(total, config.run.quiet, start=int(state.env_steps))
+    compile_start = time.perf_counter()
+    chunk = jax.jit(program.chunk, donate_argnums=0).lower(state, jnp.int32(0)).compile()
+    evaluate = jax.jit(program.evaluate).lower(state).compile()
+    reporter.message(f"compiled in {time.perf_counter() - compile_start:.1f}s; run dir {run_dir}")
+    logger = MetricsLogger(run_dir, COLUMNS, config.run.num_seeds, tensorboard=True)
+    ckpt = checkpoint.manager(run_dir)
+    all_rows: list[dict] = []
+    last_saved = ckpt.latest_step()
+    start = time.perf_counter()
+    train_time, steps_since_row = 0.0, 0
+    every, last_eval = program.schedule.eval_every, int(state.env_steps)
+    try:
+        with stop_requests() as stop:
+            if int(state.env_steps) == 0:
+                rows = _rows(state, evaluate(state), config, 0.0, None)
+                logger.write(rows)
+                all_rows += rows
+            while int(state.env_steps) < total and stop["signal"] is None:
+                before = int(state.env_steps)
+                target = _next_target(program, before)
+                t0 = time.perf_counter()
+                state = chunk(state, jnp.int32(target))
+                env_steps = int(state.env_steps)  # blocks until the chunk is done
+                train_time += time.perf_counter() - t0
+                steps_since_row += env_steps - before
+                crossed_mark = env_steps // every > last_eval // every
+                if not crossed_mark and env_steps < total:
+                    reporter.progress(env_steps)
+                    continue
+                last_eval = env_steps
+                sps = steps_since_row / train_time if train_time > 0 else None
+                rows = _rows(state, evaluate(state), config, time.perf_counter() - start, sps)
+                _check_finite(rows, last_saved, run_dir)
+                logger.write(rows)
+                all_rows += rows
+                reporter.update(rows)
+                checkpoint.save(ckpt, env_steps, state)
+                last_saved = env_steps
+                train_time, steps_since_row = 0.0, 0
+            if stop["signal"] is not None and last_saved != int(state.env_steps):
+                checkpoint.save(ckpt, int(state.env_steps), state)
+                reporter.message(
+                    f"{stop['signal']}: saved a checkpoint at env step {int(state.env_steps)}; "
+                    f"continue with --resume {run_dir}"
+                )
+    finally:
+        logger.close()
+        ckpt.close()
+        reporter.close()
+    params = jax.device_get(state.seeds.agent.params)
+    return TrainResult(params=params, metrics=all_rows, run_dir=run_dir)
+
+
+def summarise(rows: list[dict]) -> str:
+    """One line about the final evaluation (mean over seeds)."""
+    final_step = max(r["env_steps"] for r in rows)
+    final = [r for r in rows if r["env_steps"] == final_step]
+    success = np.mean([r["eval/success"] for r in final])
+    dist = np.mean([r["eval/dist"] for r in final])
+    return f"final env_steps {final_step:,}: eval/success {success:.3f}, eval/dist {dist:.3f}"
