@@ -194,6 +194,11 @@ def num_future_offsets(
     return last_offset + 1
 
 
+def _check_gamma(gamma: float) -> None:
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"gamma must be in (0, 1], got gamma={gamma}")
+
+
 def truncated_geometric(
     key: jax.Array, num_offsets: jax.Array, gamma: float | jax.Array
 ) -> jax.Array:
@@ -213,8 +218,7 @@ def truncated_geometric(
         ``[batch]`` int32 offsets.
     """
     if isinstance(gamma, (int, float)):
-        if not 0.0 < gamma <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], got gamma={gamma}")
+        _check_gamma(gamma)
         log_gamma = jnp.float32(math.log(gamma))
     else:
         log_gamma = jnp.log(jnp.asarray(gamma, jnp.float32))
@@ -290,6 +294,10 @@ def sample(
         raise ValueError(f"unknown goal strategy {strategy!r}; valid: {', '.join(valid)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if max_episode_length < 1:
+        raise ValueError(f"max_episode_length must be >= 1, got {max_episode_length}")
+    if isinstance(gamma, (int, float)):
+        _check_gamma(gamma)
     row_key, goal_key = jax.random.split(key)
     env_idx, row = _random_rows(row_key, state, batch_size)
     if strategy == "random_state":
