@@ -1,1 +1,6 @@
 """Goal-conditioned tasks: the GoalEnv contract, the registry and the task families."""
+
+from goalax.envs.base import GoalEnv, State
+from goalax.envs.registry import EnvSpec, UnknownEnvError, make, names, spec
+
+__all__ = ["EnvSpec", "GoalEnv", "State", "UnknownEnvError", "make", "names", "spec"]

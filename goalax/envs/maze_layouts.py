@@ -1,0 +1,131 @@
+"""Maze layouts (``1`` wall, ``0`` free) and the geometry shared by every maze family.
+
+The three maps are D4RL's maze2d ``umaze``, ``medium`` and ``large`` maps (the ones the JaxGCRL
+paper calls U, big and hardest), typed out as arrays so results stay comparable.
+
+World frame: the maze is centred on the origin, columns run along +x and the printed first row is
+the top (largest y), so the arrays below read like a top view. Cell ``(row, col)`` has its centre
+at ``x = (col - (n_cols - 1) / 2) * cell_size``, ``y = ((n_rows - 1) / 2 - row) * cell_size``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+Layout = tuple[tuple[int, ...], ...]
+
+U_MAZE: Layout = (
+    (1, 1, 1, 1, 1),
+    (1, 0, 0, 0, 1),
+    (1, 1, 1, 0, 1),
+    (1, 0, 0, 0, 1),
+    (1, 1, 1, 1, 1),
+)
+
+BIG_MAZE: Layout = (
+    (1, 1, 1, 1, 1, 1, 1, 1),
+    (1, 0, 0, 1, 1, 0, 0, 1),
+    (1, 0, 0, 1, 0, 0, 0, 1),
+    (1, 1, 0, 0, 0, 1, 1, 1),
+    (1, 0, 0, 1, 0, 0, 0, 1),
+    (1, 0, 1, 0, 0, 1, 0, 1),
+    (1, 0, 0, 0, 1, 0, 0, 1),
+    (1, 1, 1, 1, 1, 1, 1, 1),
+)
+
+HARDEST_MAZE: Layout = (
+    (1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    (1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1),
+    (1, 0, 1, 1, 0, 1, 0, 1, 0, 1, 0, 1),
+    (1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1),
+    (1, 0, 1, 1, 1, 1, 0, 1, 1, 1, 0, 1),
+    (1, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1),
+    (1, 1, 0, 1, 0, 1, 0, 1, 0, 1, 1, 1),
+    (1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1),
+    (1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+)
+
+LAYOUTS: dict[str, Layout] = {"u_maze": U_MAZE, "big_maze": BIG_MAZE, "hardest_maze": HARDEST_MAZE}
+
+
+def free_cells(layout: Layout) -> np.ndarray:
+    """``[n_free, 2]`` int: ``(row, col)`` of every free cell, row-major order."""
+    return np.argwhere(np.asarray(layout) == 0)
+
+
+def cell_to_xy(cells: np.ndarray, layout: Layout, cell_size: float) -> np.ndarray:
+    """``[..., 2] (row, col) -> [..., 2] (x, y)`` cell centres in the world frame."""
+    n_rows, n_cols = np.asarray(layout).shape
+    cells = np.asarray(cells, dtype=np.float64)
+    x = (cells[..., 1] - (n_cols - 1) / 2) * cell_size
+    y = ((n_rows - 1) / 2 - cells[..., 0]) * cell_size
+    return np.stack([x, y], axis=-1)
+
+
+def xy_to_cell(xy: np.ndarray, layout: Layout, cell_size: float) -> np.ndarray:
+    """``[..., 2] (x, y) -> [..., 2] (row, col)`` of the cell containing each point."""
+    n_rows, n_cols = np.asarray(layout).shape
+    xy = np.asarray(xy, dtype=np.float64)
+    col = np.floor(xy[..., 0] / cell_size + n_cols / 2)
+    row = np.floor(n_rows / 2 - xy[..., 1] / cell_size)
+    return np.stack([row, col], axis=-1).astype(np.int64)
+
+
+def free_cell_centers(layout: Layout, cell_size: float) -> np.ndarray:
+    """``[n_free, 2]`` float32: world ``(x, y)`` of every free cell's centre, row-major order."""
+    return cell_to_xy(free_cells(layout), layout, cell_size).astype(np.float32)
+
+
+def cell_distances(layout: Layout, start: tuple[int, int]) -> np.ndarray:
+    """``[n_rows, n_cols]`` int: shortest path length in cells from ``start`` (-1: unreachable).
+
+    Moves are between 4-neighbouring free cells; used to pick far evaluation goals and to check
+    that a layout is connected.
+    """
+    grid = np.asarray(layout)
+    dist = np.full(grid.shape, -1, dtype=np.int64)
+    dist[start] = 0
+    queue = deque([start])
+    while queue:
+        row, col = queue.popleft()
+        for d_row, d_col in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            nxt = (row + d_row, col + d_col)
+            inside = 0 <= nxt[0] < grid.shape[0] and 0 <= nxt[1] < grid.shape[1]
+            if inside and grid[nxt] == 0 and dist[nxt] < 0:
+                dist[nxt] = dist[row, col] + 1
+                queue.append(nxt)
+    return dist
+
+
+def wall_rectangles(layout: Layout) -> list[tuple[int, int, int, int]]:
+    """Wall cells merged into few rectangles ``(row0, col0, row1, col1)``, bounds inclusive.
+
+    Fewer, larger boxes mean fewer collision pairs. Wall cells with no free cell among their 8
+    neighbours can never be touched: no rectangle starts at one, but rectangles may grow over them.
+    Greedy: grow each rectangle right along its row, then down while the whole span is unclaimed
+    wall.
+    """
+    grid = np.asarray(layout)
+    n_rows, n_cols = grid.shape
+    padded = np.pad(grid == 0, 1)
+    near_free = np.zeros_like(padded[1:-1, 1:-1])
+    for d_row in (0, 1, 2):
+        for d_col in (0, 1, 2):
+            near_free |= padded[d_row : d_row + n_rows, d_col : d_col + n_cols]
+    unclaimed = grid == 1
+    rectangles = []
+    for row in range(n_rows):
+        for col in range(n_cols):
+            if not (unclaimed[row, col] and near_free[row, col]):
+                continue
+            col_end = col
+            while col_end + 1 < n_cols and unclaimed[row, col_end + 1]:
+                col_end += 1
+            row_end = row
+            while row_end + 1 < n_rows and unclaimed[row_end + 1, col : col_end + 1].all():
+                row_end += 1
+            unclaimed[row : row_end + 1, col : col_end + 1] = False
+            rectangles.append((row, col, row_end, col_end))
+    return rectangles

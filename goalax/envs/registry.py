@@ -1,0 +1,125 @@
+"""Task registry: ``make(name)``, ``names()``, ``spec(name)``.
+
+``_REGISTRY`` maps a task name to how to build it. A task family adds one line per task here; the
+rest of goalax only ever sees names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+from goalax.envs import maze_layouts
+from goalax.envs.base import GoalEnv
+from goalax.envs.point import PointEnv
+from goalax.envs.point_maze import PointMaze
+from goalax.envs.reacher import Reacher
+
+__all__ = ["EnvSpec", "UnknownEnvError", "make", "names", "spec"]
+
+
+class UnknownEnvError(ValueError):
+    """Raised by ``make``/``spec`` for a name that is not registered."""
+
+
+class _Entry(NamedTuple):
+    #: Builds the env: ``constructor(episode_length=, backend=, dense_reward=) -> GoalEnv``.
+    constructor: Callable[..., GoalEnv]
+    #: One line for ``goalax envs``.
+    description: str
+    #: Backends the task supports, default first.
+    backends: tuple[str, ...]
+
+
+def _maze(layout: maze_layouts.Layout) -> Callable[..., GoalEnv]:
+    return functools.partial(PointMaze, layout)
+
+
+_REGISTRY: dict[str, _Entry] = {
+    "point": _Entry(
+        PointEnv, "pure-JAX 2D point mass to a point in [-1, 1]^2 (fast tests)", PointEnv.backends
+    ),
+    "reacher": _Entry(
+        Reacher, "2-link planar arm: fingertip to a point in a disc of radius 0.2", Reacher.backends
+    ),
+    "simple_u_maze": _Entry(
+        _maze(maze_layouts.U_MAZE), "point mass in a 5x5 U-maze (cell 2.0)", PointMaze.backends
+    ),
+    "simple_big_maze": _Entry(
+        _maze(maze_layouts.BIG_MAZE), "point mass in an 8x8 maze (cell 2.0)", PointMaze.backends
+    ),
+    "simple_hardest_maze": _Entry(
+        _maze(maze_layouts.HARDEST_MAZE),
+        "point mass in a 9x12 maze (cell 2.0)",
+        PointMaze.backends,
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """What ``goalax envs`` lists about a task, with its default settings."""
+
+    name: str
+    description: str
+    state_dim: int
+    goal_dim: int
+    action_size: int
+    goal_threshold: float
+    episode_length: int
+    backend: str
+
+
+def names() -> list[str]:
+    """All registered task names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def _entry(name: str) -> _Entry:
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    closest = difflib.get_close_matches(name, names(), n=3) or names()
+    raise UnknownEnvError(
+        f"unknown env {name!r}; closest: {', '.join(closest)} (run 'goalax envs' for the full list)"
+    )
+
+
+def make(
+    name: str,
+    *,
+    episode_length: int | None = None,
+    backend: str | None = None,
+    dense_reward: bool = False,
+) -> GoalEnv:
+    """Build task ``name``; ``None`` keeps the task's default episode length / backend."""
+    entry = _entry(name)
+    if backend is not None and backend not in entry.backends:
+        raise ValueError(
+            f"env {name!r} does not support backend {backend!r}; "
+            f"use one of: {', '.join(entry.backends)}"
+        )
+    if episode_length is not None and episode_length < 1:
+        raise ValueError(f"episode_length must be at least 1, got {episode_length}")
+    return entry.constructor(
+        episode_length=episode_length, backend=backend, dense_reward=dense_reward
+    )
+
+
+@functools.cache
+def spec(name: str) -> EnvSpec:
+    """The task's dimensions and defaults (builds the env once per name, then cached)."""
+    entry = _entry(name)
+    env = make(name)
+    return EnvSpec(
+        name=name,
+        description=entry.description,
+        state_dim=env.state_dim,
+        goal_dim=env.goal_dim,
+        action_size=env.action_size,
+        goal_threshold=env.goal_threshold,
+        episode_length=env.episode_length,
+        backend=env.backend,
+    )
