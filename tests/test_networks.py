@@ -17,21 +17,36 @@ from goalax.networks import (
 OBS = jnp.asarray(np.random.default_rng(0).normal(size=(8, 10)), dtype=jnp.float32)
 
 
+def param_shapes_full(module, x=OBS):
+    """Variables of ``module`` as shapes, without running (or compiling) anything."""
+    return jax.eval_shape(module.init, jax.random.key(0), x)
+
+
 def param_shapes(module, x=OBS):
-    """Parameter tree of ``module`` without running (or compiling) anything."""
-    return jax.eval_shape(module.init, jax.random.key(0), x)["params"]
+    return param_shapes_full(module, x)["params"]
 
 
 def names_in(tree):
     return {str(getattr(k, "key", k)) for path, _ in jax.tree.leaves_with_path(tree) for k in path}
 
 
-@pytest.mark.parametrize("residual", [False, True])
-def test_mlp_output_shape_and_finite(residual):
-    net = MLP(out_dim=5, width=16, depth=4, residual=residual)
-    out = jax.jit(lambda x: net.apply(net.init(jax.random.key(0), x), x))(OBS)
-    assert out.shape == (8, 5)
-    assert bool(jnp.all(jnp.isfinite(out)))
+def test_mlp_output_shapes_and_finite():
+    nets = {
+        "plain": MLP(out_dim=5, width=16, depth=3),
+        "layer_norm": MLP(out_dim=5, width=16, depth=3, layer_norm=True),
+        "residual": MLP(out_dim=5, width=16, depth=4, residual=True),
+    }
+    # One jitted program for all three: compiling is the slow part on CPU.
+    outputs = jax.jit(
+        lambda x: {name: net.apply(net.init(jax.random.key(0), x), x) for name, net in nets.items()}
+    )(OBS)
+    for name, out in outputs.items():
+        assert out.shape == (8, 5), name
+        assert bool(jnp.all(jnp.isfinite(out))), name
+    # A leading batch shape of any rank works (Dense acts on the last axis).
+    assert jax.eval_shape(
+        nets["residual"].apply, param_shapes_full(nets["residual"]), jnp.zeros((2, 3, 10))
+    ).shape == (2, 3, 5)
 
 
 def test_layer_norm_flag_adds_layer_norm_params():
