@@ -1,5 +1,6 @@
 """Networks: shapes, parameter trees, deep residual gradients, tanh-Gaussian log-probabilities."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,6 +71,31 @@ def test_residual_param_tree():
     }
     assert params["blocks"]["dense_3"]["kernel"].shape == (2, 16, 16)
     assert params["output"]["kernel"].shape == (16, 3)
+
+
+def test_residual_blocks_add_to_their_input():
+    # Zero every block LayerNorm's scale and bias: each branch becomes swish(0) = 0, so with the
+    # skips the network is output(input_layer(x)); without them it would be the output bias.
+    net = MLP(out_dim=3, width=16, depth=8, residual=True)
+
+    @jax.jit
+    def outputs(x):
+        params = net.init(jax.random.key(0), x)["params"]
+        blocks = jax.tree_util.tree_map_with_path(
+            lambda path, leaf: jnp.zeros_like(leaf) if "layer_norm" in str(path) else leaf,
+            params["blocks"],
+        )
+        full = net.apply({"params": {**params, "blocks": blocks}}, x)
+        hidden = nn.swish(
+            nn.LayerNorm().apply(
+                {"params": params["layer_norm_0"]},
+                nn.Dense(16).apply({"params": params["dense_0"]}, x),
+            )
+        )
+        return full, nn.Dense(3).apply({"params": params["output"]}, hidden)
+
+    full, skipped = outputs(OBS)
+    np.testing.assert_allclose(full, skipped, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("depth", [0, 2, 6, 63])
