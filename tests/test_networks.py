@@ -1,6 +1,5 @@
 """Networks: shapes, parameter trees, deep residual gradients, tanh-Gaussian log-probabilities."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,10 +33,9 @@ def names_in(tree):
 def test_mlp_output_shapes_and_finite():
     nets = {
         "plain": MLP(out_dim=5, width=16, depth=3),
-        "layer_norm": MLP(out_dim=5, width=16, depth=3, layer_norm=True),
         "residual": MLP(out_dim=5, width=16, depth=4, residual=True),
     }
-    # One jitted program for all three: compiling is the slow part on CPU.
+    # One jitted program for both (compiling is the slow part on CPU); LayerNorm: actor test.
     outputs = jax.jit(
         lambda x: {name: net.apply(net.init(jax.random.key(0), x), x) for name, net in nets.items()}
     )(OBS)
@@ -73,43 +71,22 @@ def test_residual_param_tree():
     assert params["output"]["kernel"].shape == (16, 3)
 
 
-def test_residual_blocks_add_to_their_input():
-    # Zero every block LayerNorm's scale and bias: each branch becomes swish(0) = 0, so with the
-    # skips the network is output(input_layer(x)); without them it would be the output bias.
-    net = MLP(out_dim=3, width=16, depth=8, residual=True)
-
-    @jax.jit
-    def outputs(x):
-        params = net.init(jax.random.key(0), x)["params"]
-        blocks = jax.tree_util.tree_map_with_path(
-            lambda path, leaf: jnp.zeros_like(leaf) if "layer_norm" in str(path) else leaf,
-            params["blocks"],
-        )
-        full = net.apply({"params": {**params, "blocks": blocks}}, x)
-        hidden = nn.swish(
-            nn.LayerNorm().apply(
-                {"params": params["layer_norm_0"]},
-                nn.Dense(16).apply({"params": params["dense_0"]}, x),
-            )
-        )
-        return full, nn.Dense(3).apply({"params": params["output"]}, hidden)
-
-    full, skipped = outputs(OBS)
-    np.testing.assert_allclose(full, skipped, rtol=1e-5, atol=1e-6)
-
-
 @pytest.mark.parametrize("depth", [0, 2, 6, 63])
 def test_residual_depth_must_be_positive_multiple_of_four(depth):
     with pytest.raises(ValueError, match="multiple of 4"):
         MLP(out_dim=3, depth=depth, residual=True)
 
 
-def _first_layer_relative_grad(net):
-    """``||dL/dW_1|| / ||W_1||`` for the first Dense, with a loss ``mean(out * w)`` of scale 1."""
+def _init_outputs_grads(net):
+    """Init ``net``, its outputs and ``d mean(out * w) / d params`` (a loss of scale 1).
+
+    For a residual net also the outputs with every block LayerNorm zeroed (scale and bias 0), so
+    each branch is ``swish(0) = 0`` and only the skips carry the signal.
+    """
     weights = jnp.asarray(np.random.default_rng(1).normal(size=(8, net.out_dim)), jnp.float32)
 
     @jax.jit  # one program (init, forward, backward): compiling is the slow part on CPU
-    def init_outputs_grads(x, weights):
+    def run(x, weights):
         params = net.init(jax.random.key(0), x)
 
         def loss(params):
@@ -117,33 +94,53 @@ def _first_layer_relative_grad(net):
             return jnp.mean(outputs * weights), outputs
 
         grads, outputs = jax.grad(loss, has_aux=True)(params)
-        return params, outputs, grads
+        if not net.residual:
+            return params, outputs, grads, None
+        zero_norms = lambda path, leaf: jnp.zeros_like(leaf) if "layer_norm" in str(path) else leaf
+        blocks = jax.tree_util.tree_map_with_path(zero_norms, params["params"]["blocks"])
+        zeroed = net.apply({"params": {**params["params"], "blocks": blocks}}, x)
+        return params, outputs, grads, zeroed
 
-    params, outputs, grads = init_outputs_grads(OBS, weights)
-    first = "dense_0"
-    ratio = jnp.linalg.norm(grads["params"][first]["kernel"]) / jnp.linalg.norm(
-        params["params"][first]["kernel"]
-    )
-    return outputs, grads, float(ratio)
+    return run(OBS, weights)
+
+
+def _first_layer_relative_grad(params, grads):
+    """``||dL/dW_1|| / ||W_1||`` for the first Dense kernel."""
+    kernel, grad = params["params"]["dense_0"]["kernel"], grads["params"]["dense_0"]["kernel"]
+    return float(jnp.linalg.norm(grad) / jnp.linalg.norm(kernel))
+
+
+def _swish(x):
+    return x / (1.0 + np.exp(-x))
 
 
 def test_depth_64_residual_critic_trains_at_init():
     net = MLP(out_dim=16, width=64, depth=64, residual=True)
-    outputs, grads, ratio = _first_layer_relative_grad(net)
+    params, outputs, grads, zeroed_blocks_outputs = _init_outputs_grads(net)
     assert bool(jnp.all(jnp.isfinite(outputs)))
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
-    assert ratio > 1e-3
+    assert _first_layer_relative_grad(params, grads) > 1e-3
     # Every block, including the first, gets a gradient of the same order as the output layer.
     block_grads = jnp.linalg.norm(grads["params"]["blocks"]["dense_0"]["kernel"], axis=(1, 2))
     output_grad = jnp.linalg.norm(grads["params"]["output"]["kernel"])
     assert float(jnp.min(block_grads)) > 1e-2 * float(output_grad)
 
+    # The skips: with zero branches the net is output(swish(LayerNorm(dense_0(x)))), computed
+    # here in numpy (without skips it would collapse to the output bias).
+    p = jax.tree.map(np.asarray, params["params"])
+    hidden = OBS @ p["dense_0"]["kernel"] + p["dense_0"]["bias"]
+    centred = hidden - hidden.mean(axis=-1, keepdims=True)
+    normed = centred / np.sqrt(np.mean(centred**2, axis=-1, keepdims=True) + 1e-6)
+    hidden = _swish(normed * p["layer_norm_0"]["scale"] + p["layer_norm_0"]["bias"])
+    expected = hidden @ p["output"]["kernel"] + p["output"]["bias"]
+    np.testing.assert_allclose(zeroed_blocks_outputs, expected, rtol=1e-4, atol=1e-5)
+
 
 def test_plain_deep_swish_stack_vanishes():
     # The check above can fail: a plain 16-layer swish MLP without LayerNorm or skips shrinks its
     # signal at every layer, and its first-layer gradient is orders of magnitude below 1e-3.
-    _, _, ratio = _first_layer_relative_grad(MLP(out_dim=16, width=64, depth=16))
-    assert ratio < 1e-4
+    params, _, grads, _ = _init_outputs_grads(MLP(out_dim=16, width=64, depth=16))
+    assert _first_layer_relative_grad(params, grads) < 1e-4
 
 
 def test_actor_shapes_and_log_std_range():
