@@ -178,9 +178,9 @@ def _flatnce(logits: Array) -> Array:
     ``l_i = logsumexp_{j != i}(logits_ij - logits_ii)``. The value is exactly 1; the gradient is
     ``mean_i ∇ l_i = mean_i [ sum_{j != i} w_ij ∇ logits_ij - ∇ logits_ii ]`` with
     ``w_i· = softmax_{j != i}(logits_i·)``: InfoNCE's gradient with the positive left out of the
-    softmax, so its scale does not shrink as the positive comes to dominate (InfoNCE's does,
-    and then drowns in float rounding at small batch sizes). The un-flattened ``mean_i l_i`` is
-    reported as the metric ``flatnce_unflattened``.
+    softmax, so its scale does not shrink as the positive comes to dominate (InfoNCE's
+    gradient carries a factor ``1 - softmax_j(logits_i·)_i``, which goes to 0). The
+    un-flattened ``mean_i l_i`` is reported as the metric ``flatnce_unflattened``.
     """
     log_ratios = _flatnce_log_ratios(logits)
     return jnp.mean(jnp.exp(log_ratios - jax.lax.stop_gradient(log_ratios)))
