@@ -102,7 +102,9 @@ def init(example: Any, capacity: int) -> BufferState:
     )
 
 
-def insert(state: BufferState, data: Any, episode_id: jax.Array) -> BufferState:
+def insert(
+    state: BufferState, data: Any, episode_id: jax.Array, num_rows: jax.Array | None = None
+) -> BufferState:
     """Writes ``T`` new time steps of every env at the write pointer, in place.
 
     Args:
@@ -110,6 +112,9 @@ def insert(state: BufferState, data: Any, episode_id: jax.Array) -> BufferState:
         data: pytree like ``state.data`` with leaves ``[T, num_envs, ...]``; ``1 <= T <= capacity``
             (static), the oldest step first.
         episode_id: ``[T, num_envs]`` episode counter of each new step.
+        num_rows: optional traced count ``0 <= num_rows <= T``: only the first ``num_rows`` steps
+            are written (the rest are dropped by the scatter), so the last, partial iteration
+            of a run reuses the same compiled program.
 
     Returns:
         The buffer with rows ``(insert_pos + arange(T)) % capacity`` overwritten (a scatter, so
@@ -135,16 +140,20 @@ def insert(state: BufferState, data: Any, episode_id: jax.Array) -> BufferState:
             )
 
     jax.tree.map_with_path(check_leaf, state.data, data)
-    rows = (state.insert_pos + jnp.arange(num_steps, dtype=jnp.int32)) % capacity
+    steps = jnp.arange(num_steps, dtype=jnp.int32)
+    rows = (state.insert_pos + steps) % capacity
+    written = num_steps if num_rows is None else jnp.clip(num_rows, 0, num_steps).astype(jnp.int32)
+    if num_rows is not None:
+        rows = jnp.where(steps < written, rows, capacity)  # out of bounds: dropped
 
     def write(old: jax.Array, new: jax.Array) -> jax.Array:
-        return old.at[rows].set(new.astype(old.dtype), unique_indices=True)
+        return old.at[rows].set(new.astype(old.dtype), mode="drop", unique_indices=True)
 
     return state.replace(
         data=jax.tree.map(write, state.data, data),
         episode_id=write(state.episode_id, episode_id),
-        insert_pos=((state.insert_pos + num_steps) % capacity).astype(jnp.int32),
-        size=jnp.minimum(state.size + num_steps, capacity).astype(jnp.int32),
+        insert_pos=((state.insert_pos + written) % capacity).astype(jnp.int32),
+        size=jnp.minimum(state.size + written, capacity).astype(jnp.int32),
     )
 
 

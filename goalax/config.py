@@ -59,6 +59,8 @@ class RunConfig:
     """Output directory; default ``runs/<agent>-<env>-s<seed>-<YYYYmmdd-HHMMSS>``."""
     quiet: bool = False
     """No progress bar or per-evaluation lines."""
+    resume: str | None = None
+    """Continue the run in this directory from its latest checkpoint."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,26 @@ class TrainConfig:
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
     agent: CRLConfig = dataclasses.field(default_factory=CRLConfig)
     agent_name: str = "crl"
+
+
+#: RunConfig fields that may change when a run is resumed (they do not change what is learned).
+RESUMABLE_FIELDS = frozenset({"total_env_steps", "eval_every", "quiet", "run_dir", "resume"})
+
+
+def resume_conflicts(saved: TrainConfig, new: TrainConfig) -> list[str]:
+    """Flags whose change would alter the meaning of a resumed run, as ``--flag old -> new``."""
+    conflicts = []
+    pairs = [(saved.run, new.run), (saved.agent, new.agent)]
+    for old, cur in pairs:
+        for f in dataclasses.fields(old):
+            if old is saved.run and f.name in RESUMABLE_FIELDS:
+                continue
+            a, b = getattr(old, f.name), getattr(cur, f.name)
+            if a != b:
+                conflicts.append(f"--{f.name.replace('_', '-')} {a} -> {b}")
+    if saved.agent_name != new.agent_name:
+        conflicts.append(f"agent {saved.agent_name} -> {new.agent_name}")
+    return conflicts
 
 
 def to_dict(config: TrainConfig) -> dict:

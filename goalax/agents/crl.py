@@ -190,9 +190,7 @@ def make(config: CRLConfig, state_dim: int, goal_dim: int, action_dim: int) -> A
     def update(state: CRLState, batch: dict, key: jax.Array) -> tuple[CRLState, dict]:
         p = state.params
         critic = (p.sa_encoder, p.goal_encoder)
-        (c_loss, c_metrics), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(
-            critic, batch
-        )
+        (c_loss, c_metrics), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(critic, batch)
         c_updates, critic_opt = critic_tx.update(c_grads, state.critic_opt, critic)
         critic = optax.apply_updates(critic, c_updates)
 

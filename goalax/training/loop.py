@@ -138,14 +138,14 @@ def build(config: TrainConfig) -> Program:
             episode_length=schedule.episode_length,
             budget=budget,
         )
-        buf = replay.insert(
-            seed.buffer, transitions, episode_ids, num_rows=budget // run.num_envs
-        )
+        buf = replay.insert(seed.buffer, transitions, episode_ids, num_rows=budget // run.num_envs)
 
         def one_update(i, val):
             agent_state, sums = val
             sample_key, step_key = jax.random.split(jax.random.fold_in(update_key, i))
-            agent_state, metrics = agent.update(agent_state, sample_batch(buf, sample_key), step_key)
+            agent_state, metrics = agent.update(
+                agent_state, sample_batch(buf, sample_key), step_key
+            )
             sums = {k: sums[k] + metrics[k] for k in sums}
             return agent_state, sums
 
@@ -154,10 +154,15 @@ def build(config: TrainConfig) -> Program:
         )
         return seed.replace(agent=agent_state, buffer=buf, env=carry, key=key, metric_sums=sums)
 
-    def chunk(state: TrainState, target: jax.Array) -> TrainState:
-        """Run iterations until ``env_steps >= target`` (the last one clipped to the budget)."""
-        zero_sums = jax.tree.map(jnp.zeros_like, state.seeds.metric_sums)
-        state = state.replace(seeds=state.seeds.replace(metric_sums=zero_sums), metric_count=0)
+    def chunk(state: TrainState, target: jax.Array, reset_metrics: jax.Array) -> TrainState:
+        """Run iterations until ``env_steps >= target`` (the last one clipped to the budget).
+
+        ``reset_metrics`` starts a new metrics window (the first chunk after a metrics row).
+        """
+        keep = jnp.logical_not(reset_metrics)
+        sums = jax.tree.map(lambda x: jnp.where(keep, x, 0.0), state.seeds.metric_sums)
+        count = jnp.where(keep, state.metric_count, 0)
+        state = state.replace(seeds=state.seeds.replace(metric_sums=sums), metric_count=count)
 
         def body(s: TrainState) -> TrainState:
             budget = jnp.minimum(schedule.steps_per_iteration, run.total_env_steps - s.env_steps)

@@ -50,7 +50,10 @@ class Reporter:
         success = sum(r["eval/success"] for r in rows) / len(rows)
         if self._bar is not None:
             self._bar.update(
-                self._task, completed=row["env_steps"], sps=row["sps"] or 0.0, success=f"{success:.2f}"
+                self._task,
+                completed=row["env_steps"],
+                sps=row["sps"] or 0.0,
+                success=f"{success:.2f}",
             )
             return
         loss = row.get("train/critic_loss")

@@ -7,7 +7,8 @@ and the trainer needs the achieved goal of the *true* next state, before any res
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -3,6 +3,7 @@ rows, checkpoints, progress, clean stops on SIGINT/SIGTERM and on non-finite los
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -16,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from goalax.config import ConfigError, TrainConfig, to_dict
+from goalax.config import ConfigError, TrainConfig, from_dict, resume_conflicts, to_dict
 from goalax.training import checkpoint
-from goalax.training.logging import MetricsLogger
+from goalax.training.logging import MetricsLogger, read_jsonl
 from goalax.training.loop import UPDATE_METRICS, Program, TrainResult, TrainState, build, seed_keys
 from goalax.training.progress import Reporter
 
@@ -117,12 +118,92 @@ def _check_finite(rows: list[dict], last_checkpoint: int | None, run_dir: str) -
 
 
 def train(config: TrainConfig) -> TrainResult:
-    """Train end to end and write the run directory (see docs/run_directory.md)."""
+    """Train end to end and write the run directory (see docs/run_directory.md).
+
+    With ``config.run.resume`` set, continue that run from its latest checkpoint instead.
+    """
+    if config.run.resume:
+        return resume(config)
     program = build(config)  # validates everything before anything is written
     run_dir = prepare_run_dir(config.run.run_dir or default_run_dir(config))
-    with open(os.path.join(run_dir, "config.json"), "w") as f:
-        json.dump(to_dict(config), f, indent=2)
+    _write_config(config, run_dir)
     state = jax.jit(program.init)(seed_keys(config))
+    return _train_loop(program, state, run_dir)
+
+
+def _write_config(config: TrainConfig, run_dir: str) -> None:
+    """config.json: the resolved config, with the run dir filled in, enough to rerun."""
+    run = dataclasses.replace(config.run, run_dir=run_dir, resume=None)
+    with open(os.path.join(run_dir, "config.json"), "w") as f:
+        json.dump(to_dict(dataclasses.replace(config, run=run)), f, indent=2)
+
+
+def load_config(run_dir: str) -> TrainConfig:
+    """The resolved config stored in a run directory."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isdir(run_dir):
+        raise ConfigError(f"run directory {run_dir} does not exist")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{run_dir} has no config.json; is it a goalax run directory?")
+    try:
+        with open(path) as f:
+            return from_dict(json.load(f))
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path} is not valid JSON ({err.msg}); the run cannot be read") from err
+
+
+def restore_state(program: Program, run_dir: str) -> TrainState:
+    """Latest checkpoint of ``run_dir`` in the structure of ``program``'s state."""
+    like = jax.eval_shape(program.init, seed_keys(program.config))
+    mngr = checkpoint.manager(run_dir)
+    try:
+        _, state = checkpoint.restore(mngr, like)
+    except FileNotFoundError as err:
+        raise ConfigError(f"{run_dir} has no checkpoint to restore") from err
+    except Exception as err:  # orbax raises many types for damaged files
+        raise ConfigError(
+            f"the checkpoint in {run_dir} cannot be read ({type(err).__name__})"
+        ) from err
+    finally:
+        mngr.close()
+    return state
+
+
+def _truncate_metrics(run_dir: str, env_steps: int) -> None:
+    """Drop rows written after the checkpoint we resume from, so no row is duplicated."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return
+    rows = [r for r in read_jsonl(path) if r["env_steps"] <= env_steps]
+    os.remove(path)
+    csv_path = os.path.join(run_dir, "metrics.csv")
+    if os.path.exists(csv_path):
+        os.remove(csv_path)
+    logger = MetricsLogger(run_dir, COLUMNS, num_seeds=1, tensorboard=False)
+    logger.write(rows)
+    logger.close()
+
+
+def resume(config: TrainConfig) -> TrainResult:
+    """Continue ``config.run.resume`` exactly where its latest checkpoint stopped."""
+    run_dir = config.run.resume
+    saved = load_config(run_dir)
+    conflicts = resume_conflicts(saved, config)
+    if conflicts:
+        raise ConfigError(
+            "cannot resume with a config that changes the run (" + "; ".join(conflicts) + "); "
+            "only --total-env-steps, --eval-every and --quiet may change"
+        )
+    program = build(config)
+    state = restore_state(program, run_dir)
+    step = int(state.env_steps)
+    if config.run.total_env_steps < step:
+        raise ConfigError(
+            f"--total-env-steps {config.run.total_env_steps} is below the checkpoint's {step} "
+            "env steps; raise it to continue"
+        )
+    _truncate_metrics(run_dir, step)
+    _write_config(config, run_dir)
     return _train_loop(program, state, run_dir)
 
 
@@ -141,7 +222,7 @@ def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResul
     total = config.run.total_env_steps
     reporter = Reporter(total, config.run.quiet, start=int(state.env_steps))
     compile_start = time.perf_counter()
-    chunk = jax.jit(program.chunk, donate_argnums=0).lower(state, jnp.int32(0)).compile()
+    chunk = jax.jit(program.chunk, donate_argnums=0).lower(state, jnp.int32(0), True).compile()
     evaluate = jax.jit(program.evaluate).lower(state).compile()
     reporter.message(f"compiled in {time.perf_counter() - compile_start:.1f}s; run dir {run_dir}")
     logger = MetricsLogger(run_dir, COLUMNS, config.run.num_seeds, tensorboard=True)
@@ -161,7 +242,7 @@ def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResul
                 before = int(state.env_steps)
                 target = _next_target(program, before)
                 t0 = time.perf_counter()
-                state = chunk(state, jnp.int32(target))
+                state = chunk(state, jnp.int32(target), steps_since_row == 0)
                 env_steps = int(state.env_steps)  # blocks until the chunk is done
                 train_time += time.perf_counter() - t0
                 steps_since_row += env_steps - before

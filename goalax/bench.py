@@ -1,0 +1,155 @@
+"""``goalax bench``: throughput of the compiled training iteration for a config.
+
+Measures what a user's run would do, with the same program: compile time of one chunk, then
+``iterations`` training iterations timed after a warm-up iteration (env steps/s and gradient
+steps/s), and peak memory (process RSS; device peak bytes where the backend reports them).
+``--physics-only`` times vectorised env stepping with random actions: the ceiling for that env
+and env count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import jax
+import jax.numpy as jnp
+import tyro
+
+from goalax.agents.crl import CRLConfig
+from goalax.config import ConfigError, RunConfig, TrainConfig
+from goalax.training import rollout
+from goalax.training.loop import build, make_env, seed_keys
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Benchmark the training iteration of ``goalax train AGENT`` with the same flags."""
+
+    run: Annotated[RunConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=RunConfig)
+    agent_config: Annotated[CRLConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=CRLConfig)
+    agent: str = "crl"
+    """Agent to benchmark."""
+    iterations: int = 5
+    """Timed training iterations (after one warm-up iteration)."""
+    physics_only: bool = False
+    """Time env stepping with random actions only (no learning): the throughput ceiling."""
+    json: bool = False
+    """Print one JSON object instead of a table."""
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def _device_peak_mb() -> float | None:
+    stats = jax.devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else peak / 2**20
+
+
+def _bench_training(config: TrainConfig, iterations: int) -> dict:
+    program = build(config)
+    state = jax.jit(program.init)(seed_keys(config))
+    steps = program.schedule.steps_per_iteration
+    t0 = time.perf_counter()
+    chunk = jax.jit(program.chunk, donate_argnums=0).lower(state, jnp.int32(0), True).compile()
+    compile_s = time.perf_counter() - t0
+    state = chunk(state, jnp.int32(steps), True)  # warm-up iteration
+    int(state.env_steps)
+    start_steps, start_grads = int(state.env_steps), int(state.grad_steps)
+    t0 = time.perf_counter()
+    state = chunk(state, jnp.int32(start_steps + iterations * steps), True)
+    env_steps = int(state.env_steps) - start_steps
+    elapsed = time.perf_counter() - t0
+    grad_steps = int(state.grad_steps) - start_grads
+    seeds = config.run.num_seeds
+    return {
+        "env_steps_per_s": seeds * env_steps / elapsed,
+        "grad_steps_per_s": seeds * grad_steps / elapsed,
+        "compile_s": compile_s,
+        "iteration_s": elapsed / iterations,
+        "updates_per_iteration": program.schedule.updates_per_iteration,
+        "env_steps_per_iteration": steps,
+    }
+
+
+def _bench_physics(config: TrainConfig, iterations: int) -> dict:
+    run = config.run
+    env = make_env(config)
+    episode_length = run.episode_length or env.episode_length
+
+    def random_policy(obs, key):
+        return jax.random.uniform(key, (obs.shape[0], env.action_size), minval=-1.0, maxval=1.0)
+
+    def steps(carry, key):
+        carry, _, _ = rollout.collect(
+            env,
+            random_policy,
+            carry,
+            key,
+            unroll_length=run.unroll_length,
+            episode_length=episode_length,
+            budget=jnp.int32(run.num_envs * run.unroll_length),
+        )
+        return carry
+
+    carry = jax.jit(lambda k: rollout.reset(env, k, run.num_envs))(jax.random.PRNGKey(run.seed))
+    t0 = time.perf_counter()
+    fn = jax.jit(steps).lower(carry, jax.random.PRNGKey(0)).compile()
+    compile_s = time.perf_counter() - t0
+    carry = fn(carry, jax.random.PRNGKey(1))
+    jax.block_until_ready(carry)
+    t0 = time.perf_counter()
+    for i in range(iterations):
+        carry = fn(carry, jax.random.PRNGKey(2 + i))
+    jax.block_until_ready(carry)
+    elapsed = time.perf_counter() - t0
+    return {
+        "env_steps_per_s": iterations * run.num_envs * run.unroll_length / elapsed,
+        "grad_steps_per_s": 0.0,
+        "compile_s": compile_s,
+        "iteration_s": elapsed / iterations,
+    }
+
+
+def run_bench(cfg: BenchConfig) -> dict:
+    """Run the benchmark, print the result (JSON or a table) and return it."""
+    if cfg.iterations < 1:
+        raise ConfigError(f"--iterations must be a positive integer, got {cfg.iterations}")
+    if cfg.agent != "crl":
+        raise ConfigError(f"unknown agent '{cfg.agent}'; available: crl")
+    config = TrainConfig(run=cfg.run, agent=cfg.agent_config, agent_name=cfg.agent)
+    if cfg.physics_only:
+        result = _bench_physics(config, cfg.iterations)
+    else:
+        result = _bench_training(config, cfg.iterations)
+    device = jax.devices()[0]
+    result.update(
+        {
+            "mode": "physics_only" if cfg.physics_only else "train",
+            "peak_rss_mb": _peak_rss_mb(),
+            "device_peak_mb": _device_peak_mb(),
+            "device": f"{device.platform}:{device.device_kind}",
+            "num_devices": jax.device_count(),
+            "config": {
+                "agent": cfg.agent,
+                "run": dataclasses.asdict(cfg.run),
+                "agent_config": dataclasses.asdict(cfg.agent_config),
+                "iterations": cfg.iterations,
+            },
+        }
+    )
+    if cfg.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            if key != "config":
+                text = f"{value:,.2f}" if isinstance(value, float) else str(value)
+                print(f"{key:>24}: {text}", file=sys.stdout)
+    return result

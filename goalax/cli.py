@@ -1,0 +1,136 @@
+"""``goalax`` command line: train / envs / bench.
+
+Every config field is a flat, hyphenated flag (tyro over the frozen dataclasses). Bad input is
+reported in one line with exit code 2; process-wide settings (compile cache, quiet warnings) are
+made here and only here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import tyro
+
+from goalax.agents.crl import CRLConfig
+from goalax.config import RunConfig
+
+AGENTS = ("crl",)
+COMMANDS = ("train", "envs", "bench")
+
+
+def _fail(message: str) -> int:
+    print(f"goalax: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _closest(name: str, options: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
+    return ", ".join(close or options)
+
+
+def _setup_process() -> None:
+    """Persistent compilation cache and quieter logs for interactive use."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import jax
+
+    cache = os.environ.get("GOALAX_JAX_CACHE", os.path.expanduser("~/.cache/goalax/jax"))
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
+
+
+@dataclass(frozen=True)
+class TrainCommand:
+    """Train an agent on a goal-reaching task."""
+
+    run: Annotated[RunConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=RunConfig)
+    agent: Annotated[CRLConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=CRLConfig)
+
+
+def train_main(argv: list[str]) -> int:
+    if not argv or argv[0].startswith("-"):
+        if argv and argv[0] in ("-h", "--help"):
+            print(f"usage: goalax train {{{','.join(AGENTS)}}} [flags]   (goalax train crl --help)")
+            return 0
+        return _fail(f"name an agent: goalax train {{{','.join(AGENTS)}}} [flags]")
+    agent_name, rest = argv[0], argv[1:]
+    if agent_name not in AGENTS:
+        return _fail(f"unknown agent '{agent_name}'; closest: {_closest(agent_name, AGENTS)}")
+    from goalax.config import ConfigError, TrainConfig
+    from goalax.training.run import TrainingDiverged, summarise, train
+
+    cmd = tyro.cli(TrainCommand, args=rest, prog=f"goalax train {agent_name}")
+    config = TrainConfig(run=cmd.run, agent=cmd.agent, agent_name=agent_name)
+    _setup_process()
+    try:
+        result = train(config)
+    except ConfigError as err:
+        return _fail(str(err))
+    except TrainingDiverged as err:
+        _fail(str(err))
+        return 1
+    if not config.run.quiet:
+        print(summarise(result.metrics))
+        print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def envs_main(argv: list[str]) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from goalax import envs
+
+    if argv:
+        return _fail("'goalax envs' takes no arguments")
+    table = Table(title="goalax tasks")
+    for column in ("name", "obs", "goal", "action", "threshold", "episode", "backend"):
+        table.add_column(column)
+    for name in envs.names():
+        s = envs.spec(name)
+        table.add_row(
+            name,
+            str(s.state_dim + s.goal_dim),
+            str(s.goal_dim),
+            str(s.action_size),
+            f"{s.goal_threshold:g}",
+            str(s.episode_length),
+            s.backend,
+        )
+    Console(width=120).print(table)
+    return 0
+
+
+def bench_main(argv: list[str]) -> int:
+    from goalax.bench import BenchConfig, run_bench
+    from goalax.config import ConfigError
+
+    cfg = tyro.cli(BenchConfig, args=argv, prog="goalax bench")
+    _setup_process()
+    try:
+        run_bench(cfg)
+    except ConfigError as err:
+        return _fail(str(err))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: goalax {train,envs,bench} ...\n")
+        print("  train AGENT [flags]  train an agent (agents: " + ", ".join(AGENTS) + ")")
+        print("  envs                 list the tasks")
+        print("  bench [flags]        measure training throughput, compile time and memory")
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    handlers = {"train": train_main, "envs": envs_main, "bench": bench_main}
+    if command not in handlers:
+        return _fail(f"unknown command '{command}'; closest: {_closest(command, COMMANDS)}")
+    return handlers[command](rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

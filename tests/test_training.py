@@ -1,0 +1,154 @@
+"""End-to-end training on the pure-JAX ``point`` task: budgets, files, resume, seeds."""
+
+import dataclasses
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+import goalax
+from goalax.agents.crl import CRLConfig
+from goalax.config import ConfigError, RunConfig, TrainConfig
+
+SMALL_AGENT = CRLConfig(width=32, actor_width=32, repr_dim=16)
+DESIGN_KEYS = {
+    "env_steps",
+    "grad_steps",
+    "wall_time_s",
+    "sps",
+    "seed",
+    "eval/success",
+    "eval/success_easy",
+    "eval/success_at_end",
+    "eval/dist",
+    "eval/time_at_goal",
+    "eval/episode_return",
+    "train/critic_loss",
+    "train/actor_loss",
+    "train/alpha",
+    "train/entropy",
+    "train/logits_pos",
+    "train/logits_neg",
+    "train/categorical_accuracy",
+}
+
+
+def small_config(run_dir, **run_overrides) -> TrainConfig:
+    run = RunConfig(
+        env="point",
+        num_envs=8,
+        unroll_length=10,
+        episode_length=20,
+        total_env_steps=1003,
+        eval_every=400,
+        batch_size=32,
+        buffer_size=8 * 40,
+        utd_ratio=0.05,
+        num_eval_envs=4,
+        run_dir=str(run_dir),
+        quiet=True,
+    )
+    return TrainConfig(run=dataclasses.replace(run, **run_overrides), agent=SMALL_AGENT)
+
+
+def read_rows(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope="module")
+def odd_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("odd") / "run"
+    return goalax.train(small_config(run_dir))
+
+
+def test_odd_budget_ends_exactly_on_budget(odd_run):
+    steps = [row["env_steps"] for row in odd_run.metrics]
+    # 80 env steps per iteration; evaluations at the first iteration boundary after each
+    # multiple of 400, and at the exact budget (the last iteration is clipped to 43 steps).
+    assert steps == [0, 400, 800, 1003]
+    final = odd_run.metrics[-1]
+    # 4 updates per full iteration (0.05 * 80); the clipped one gets 43 * 4 // 80 = 2
+    assert final["grad_steps"] == 12 * 4 + 2
+
+
+def test_metrics_files_have_design_keys(odd_run):
+    rows = read_rows(odd_run.run_dir)
+    assert len(rows) == 4
+    assert set(rows[-1]) >= DESIGN_KEYS
+    assert rows[0]["train/critic_loss"] is None  # no update before the first evaluation
+    assert np.isfinite(rows[-1]["train/critic_loss"])
+    with open(os.path.join(odd_run.run_dir, "metrics.csv")) as f:
+        header = f.readline().strip().split(",")
+        assert set(header) >= DESIGN_KEYS
+        assert len(f.readlines()) == 4
+
+
+def test_run_dir_contents(odd_run):
+    run_dir = odd_run.run_dir
+    config = json.load(open(os.path.join(run_dir, "config.json")))
+    assert config["run"]["env"] == "point" and config["run"]["run_dir"] == run_dir
+    assert os.listdir(os.path.join(run_dir, "tb", "seed0"))
+    assert "1003" in os.listdir(os.path.join(run_dir, "checkpoints"))
+
+
+def test_load_gives_a_callable_policy(odd_run):
+    loaded = goalax.load(odd_run.run_dir)
+    assert loaded.env_steps == 1003
+    obs = jax.vmap(loaded.env.reset)(jax.random.split(jax.random.PRNGKey(0), 3)).obs
+    action = loaded.act(loaded.seed_params(0), obs, jax.random.PRNGKey(1))
+    assert action.shape == (3, loaded.env.action_size)
+    assert np.all(np.abs(np.asarray(action)) <= 1.0)
+
+
+def test_non_empty_run_dir_is_refused(odd_run):
+    with pytest.raises(ConfigError, match="not empty"):
+        goalax.train(small_config(odd_run.run_dir))
+
+
+def params_close(a, b, **tol):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), **tol)
+
+
+def test_resume_continues_exactly(tmp_path):
+    full = goalax.train(small_config(tmp_path / "full", total_env_steps=960))
+    half = small_config(tmp_path / "half", total_env_steps=400)
+    goalax.train(half)
+    resumed_config = small_config(
+        tmp_path / "ignored", total_env_steps=960, resume=str(tmp_path / "half")
+    )
+    resumed = goalax.train(resumed_config)
+    assert resumed.run_dir == str(tmp_path / "half")
+    params_close(full.params, resumed.params, rtol=0, atol=0)
+    ignore = {"wall_time_s", "sps"}
+    full_rows = [{k: v for k, v in r.items() if k not in ignore} for r in read_rows(full.run_dir)]
+    resumed_rows = [
+        {k: v for k, v in r.items() if k not in ignore} for r in read_rows(resumed.run_dir)
+    ]
+    assert full_rows == resumed_rows
+
+
+def test_resume_refuses_a_changed_meaning(odd_run):
+    changed = dataclasses.replace(
+        small_config(odd_run.run_dir, total_env_steps=2000, resume=odd_run.run_dir),
+        agent=dataclasses.replace(SMALL_AGENT, energy="dot"),
+    )
+    with pytest.raises(ConfigError, match="--energy l2 -> dot"):
+        goalax.train(changed)
+
+
+def test_seeds_in_one_program_match_single_seed_runs(tmp_path, odd_run):
+    multi = goalax.train(small_config(tmp_path / "multi", num_seeds=2))
+    seed0 = jax.tree.map(lambda x: x[0], multi.params)
+    seed1 = jax.tree.map(lambda x: x[1], multi.params)
+    params_close(jax.tree.map(lambda x: x[0], odd_run.params), seed0, rtol=1e-4, atol=1e-5)
+    differences = [
+        np.max(np.abs(np.asarray(a) - np.asarray(b)))
+        for a, b in zip(jax.tree.leaves(seed0), jax.tree.leaves(seed1), strict=True)
+    ]
+    assert max(differences) > 1e-3
+    rows = read_rows(multi.run_dir)
+    assert [r["seed"] for r in rows if r["env_steps"] == 1003] == [0, 1]
