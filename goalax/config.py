@@ -50,7 +50,7 @@ class RunConfig:
     buffer_size: int = 1_000_000
     """Replay capacity in transitions (split evenly over envs)."""
     goal_strategy: GoalStrategy = "geometric"
-    """How relabelled goals are drawn: discounted future state, uniform future state, or any state."""
+    """Relabelled goals: discounted future state, uniform future state, or any stored state."""
     eval_every: int | None = None
     """Evaluate every this many env steps; default: a tenth of the budget."""
     num_eval_envs: int = 128

@@ -1,4 +1,4 @@
-"""Test-session setup: CPU only, persistent compilation cache so repeated jitted programs are cheap."""
+"""Test-session setup: CPU only, persistent compilation cache (repeated programs are cheap)."""
 
 import os
 

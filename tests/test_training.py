@@ -88,7 +88,8 @@ def test_metrics_files_have_design_keys(odd_run):
 
 def test_run_dir_contents(odd_run):
     run_dir = odd_run.run_dir
-    config = json.load(open(os.path.join(run_dir, "config.json")))
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
     assert config["run"]["env"] == "point" and config["run"]["run_dir"] == run_dir
     assert os.listdir(os.path.join(run_dir, "tb", "seed0"))
     assert "1003" in os.listdir(os.path.join(run_dir, "checkpoints"))

@@ -10,7 +10,8 @@ uniform over the part of that cell the ball's centre can reach.
 
 Dynamics: force ``gear * action`` on a 1 kg ball against a linear drag ``damping * velocity``,
 so the top speed is ``gear / damping`` = 4 units/s (2 cells/s) and the velocity settles in about
-0.2 s (2 env steps of 0.1 s).
+0.2 s (2 env steps of 0.1 s). Actions with norm above 1 are scaled to norm 1, so the top speed is
+the same in every direction.
 """
 
 from __future__ import annotations
@@ -127,6 +128,9 @@ class PointMaze(GoalEnv, PipelineEnv):
         return self._state(pipeline_state, goal, info={"goal": goal})
 
     def step(self, state: State, action: jax.Array) -> State:
+        # Same top speed in every direction: the box [-1, 1]^2 is squashed into the unit disc.
+        action = jnp.clip(action, -1.0, 1.0)
+        action = action / jnp.maximum(1.0, jnp.linalg.norm(action))
         pipeline_state = self.pipeline_step(state.pipeline_state, action)
         return self._state(pipeline_state, state.info["goal"], info=state.info)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 
 def _clean(value: Any) -> Any:
-    """JSON-safe scalar: numpy/jax scalars become Python numbers, non-finite floats stay explicit."""
+    """JSON-safe scalar: numpy/jax scalars become Python numbers; NaN becomes null."""
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -28,10 +28,14 @@ class MetricsLogger:
 
     def __init__(self, run_dir: str, columns: Sequence[str], num_seeds: int, tensorboard: bool):
         self.columns = list(columns)
-        self._jsonl = open(os.path.join(run_dir, "metrics.jsonl"), "a", encoding="utf-8")
+        self._jsonl = open(  # noqa: SIM115 (closed in close())
+            os.path.join(run_dir, "metrics.jsonl"), "a", encoding="utf-8"
+        )
         csv_path = os.path.join(run_dir, "metrics.csv")
         new_csv = not os.path.exists(csv_path) or os.path.getsize(csv_path) == 0
-        self._csv_file = open(csv_path, "a", newline="", encoding="utf-8")
+        self._csv_file = open(  # noqa: SIM115
+            csv_path, "a", newline="", encoding="utf-8"
+        )
         self._csv = csv.DictWriter(self._csv_file, fieldnames=self.columns, extrasaction="ignore")
         if new_csv:
             self._csv.writeheader()

@@ -57,7 +57,9 @@ def prepare_run_dir(path: str) -> str:
             f.write("ok")
         os.remove(probe)
     except OSError as err:
-        raise ConfigError(f"--run-dir {path} is not writable ({err.strerror}); choose another path")
+        raise ConfigError(
+            f"--run-dir {path} is not writable ({err.strerror}); choose another path"
+        ) from err
     return path
 
 
