@@ -7,18 +7,19 @@ made here and only here.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Annotated
 
 import tyro
 
-from goalax.agents.crl import CRLConfig
+from goalax import agents
 from goalax.config import RunConfig
 
-AGENTS = ("crl",)
+AGENTS = tuple(agents.names())
 COMMANDS = ("train", "envs", "bench")
 
 
@@ -42,12 +43,34 @@ def _setup_process() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
 
 
-@dataclass(frozen=True)
-class TrainCommand:
-    """Train an agent on a goal-reaching task."""
+def _train_command(agent_name: str) -> type:
+    """``goalax train AGENT`` flags: the run settings and that agent's config, flat."""
+    agent_config = agents.config_class(agent_name)
+    return dataclasses.make_dataclass(
+        f"Train{agent_name.upper()}",
+        [
+            (
+                "run",
+                Annotated[RunConfig, tyro.conf.OmitArgPrefixes],
+                field(default_factory=RunConfig),
+            ),
+            (
+                "agent",
+                Annotated[agent_config, tyro.conf.OmitArgPrefixes],
+                field(default_factory=agent_config),
+            ),
+        ],
+        frozen=True,
+    )
 
-    run: Annotated[RunConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=RunConfig)
-    agent: Annotated[CRLConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=CRLConfig)
+
+def _resume_dir(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--resume" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--resume="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 def train_main(argv: list[str]) -> int:
@@ -62,7 +85,22 @@ def train_main(argv: list[str]) -> int:
     from goalax.config import ConfigError, TrainConfig
     from goalax.training.run import TrainingDiverged, summarise, train
 
-    cmd = tyro.cli(TrainCommand, args=rest, prog=f"goalax train {agent_name}")
+    command = _train_command(agent_name)
+    default = None
+    resume_dir = _resume_dir(rest)
+    if resume_dir:  # flags not given keep the resumed run's values
+        from goalax.training.run import load_config
+
+        try:
+            saved = load_config(resume_dir)
+        except ConfigError as err:
+            return _fail(str(err))
+        if saved.agent_name != agent_name:
+            return _fail(
+                f"{resume_dir} is a '{saved.agent_name}' run; use goalax train {saved.agent_name}"
+            )
+        default = command(run=saved.run, agent=saved.agent)
+    cmd = tyro.cli(command, args=rest, prog=f"goalax train {agent_name}", default=default)
     config = TrainConfig(run=cmd.run, agent=cmd.agent, agent_name=agent_name)
     _setup_process()
     try:

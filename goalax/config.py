@@ -9,12 +9,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any
 
 from goalax.agents.crl import CRLConfig
 
 MAX_ENV_STEPS = 2**31 - 1  # device step counters are int32
-GoalStrategy = Literal["geometric", "uniform", "random_state"]
 
 
 class ConfigError(ValueError):
@@ -49,8 +48,6 @@ class RunConfig:
     """Gradient steps per environment step (paper: about 1 per 16)."""
     buffer_size: int = 1_000_000
     """Replay capacity in transitions (split evenly over envs)."""
-    goal_strategy: GoalStrategy = "geometric"
-    """Relabelled goals: discounted future state, uniform future state, or any stored state."""
     eval_every: int | None = None
     """Evaluate every this many env steps; default: a tenth of the budget."""
     num_eval_envs: int = 128
@@ -137,7 +134,8 @@ class TrainConfig:
     """A full training job: the run settings and the agent's hyperparameters."""
 
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
-    agent: CRLConfig = dataclasses.field(default_factory=CRLConfig)
+    agent: Any = dataclasses.field(default_factory=CRLConfig)
+    """The agent's config dataclass (``goalax.agents.config_class(agent_name)``)."""
     agent_name: str = "crl"
 
 
@@ -148,6 +146,8 @@ RESUMABLE_FIELDS = frozenset({"total_env_steps", "eval_every", "quiet", "run_dir
 def resume_conflicts(saved: TrainConfig, new: TrainConfig) -> list[str]:
     """Flags whose change would alter the meaning of a resumed run, as ``--flag old -> new``."""
     conflicts = []
+    if saved.agent_name != new.agent_name:
+        return [f"agent {saved.agent_name} -> {new.agent_name}"]
     pairs = [(saved.run, new.run), (saved.agent, new.agent)]
     for old, cur in pairs:
         for f in dataclasses.fields(old):
@@ -156,8 +156,6 @@ def resume_conflicts(saved: TrainConfig, new: TrainConfig) -> list[str]:
             a, b = getattr(old, f.name), getattr(cur, f.name)
             if a != b:
                 conflicts.append(f"--{f.name.replace('_', '-')} {a} -> {b}")
-    if saved.agent_name != new.agent_name:
-        conflicts.append(f"agent {saved.agent_name} -> {new.agent_name}")
     return conflicts
 
 
@@ -168,11 +166,14 @@ def to_dict(config: TrainConfig) -> dict:
 
 def from_dict(data: dict) -> TrainConfig:
     """Inverse of ``to_dict``; unknown keys are an error so a stale file is noticed."""
+    from goalax import agents
+
     try:
+        agent_name = data.get("agent_name", "crl")
         return TrainConfig(
             run=RunConfig(**data["run"]),
-            agent=CRLConfig(**data["agent"]),
-            agent_name=data.get("agent_name", "crl"),
+            agent=agents.config_class(agent_name)(**data["agent"]),
+            agent_name=agent_name,
         )
-    except (KeyError, TypeError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"config.json does not describe a goalax run ({err})") from err

@@ -1,0 +1,40 @@
+"""Agents and their registry: name -> (config class, builder)."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any
+
+from goalax.agents.base import Agent
+
+#: name -> (module, config class name). Modules are imported on first use.
+_REGISTRY: dict[str, tuple[str, str]] = {
+    "crl": ("goalax.agents.crl", "CRLConfig"),
+}
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def _module(name: str):
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, names(), n=3, cutoff=0.5)
+        raise ValueError(f"unknown agent '{name}'; closest: {', '.join(close or names())}")
+    return importlib.import_module(_REGISTRY[name][0])
+
+
+def config_class(name: str) -> type:
+    """The frozen config dataclass of agent ``name``."""
+    return getattr(_module(name), _REGISTRY[name][1])
+
+
+def make(name: str, config: Any, *, state_dim: int, goal_dim: int, action_dim: int, env) -> Agent:
+    """Build agent ``name`` for a task's sizes (``env`` gives thresholds and reward settings)."""
+    return _module(name).make(
+        config, state_dim=state_dim, goal_dim=goal_dim, action_dim=action_dim, env=env
+    )
+
+
+__all__ = ["Agent", "config_class", "make", "names"]

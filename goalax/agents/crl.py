@@ -11,7 +11,7 @@ A batch is a dict of ``state_obs [B, state_dim]``, ``action [B, action_dim]`` an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -19,8 +19,10 @@ import optax
 from flax import struct
 
 from goalax import contrastive
+from goalax.agents.base import Agent
 from goalax.networks import MLP, TanhGaussianActor, deterministic_action, sample_tanh_gaussian
 
+GoalStrategy = Literal["geometric", "uniform", "random_state"]
 Energy = Literal["l2", "l2_squared", "l1", "dot", "cosine"]
 Loss = Literal[
     "infonce_forward",
@@ -71,6 +73,8 @@ class CRLConfig:
     """Target entropy is -scale × action_dim."""
     discount: float = 0.99
     """γ of the discounted future-goal distribution."""
+    goal_strategy: GoalStrategy = "geometric"
+    """Future goals: discounted (geometric γ), uniform over the episode's future, or any state."""
 
     def validate(self) -> None:
         """Raise ValueError with a one-line fix for impossible settings."""
@@ -112,15 +116,20 @@ class CRLState:
     alpha_opt: Any
 
 
-class Agent(NamedTuple):
-    """The pure functions of an agent, closed over its static config and sizes."""
+METRICS = (
+    "critic_loss",
+    "actor_loss",
+    "alpha",
+    "entropy",
+    "logits_pos",
+    "logits_neg",
+    "categorical_accuracy",
+)
 
-    init: Any
-    update: Any
-    act: Any
 
-
-def make(config: CRLConfig, state_dim: int, goal_dim: int, action_dim: int) -> Agent:
+def make(
+    config: CRLConfig, *, state_dim: int, goal_dim: int, action_dim: int, env: Any = None
+) -> Agent:
     """Build CRL for the given sizes. Networks come from ``goalax.networks``; losses from
     ``goalax.contrastive``, so every agent variant shares them."""
     config.validate()
@@ -217,7 +226,7 @@ def make(config: CRLConfig, state_dim: int, goal_dim: int, action_dim: int) -> A
             "actor_loss": a_loss,
             "alpha": jnp.exp(log_alpha),
             "entropy": -jnp.mean(log_prob),
-            **c_metrics,
+            **{k: c_metrics[k] for k in ("logits_pos", "logits_neg", "categorical_accuracy")},
         }
         return new_state, metrics
 
@@ -229,4 +238,11 @@ def make(config: CRLConfig, state_dim: int, goal_dim: int, action_dim: int) -> A
         action, _ = sample_tanh_gaussian(mean, log_std, key)
         return action
 
-    return Agent(init=init, update=update, act=act)
+    return Agent(
+        init=init,
+        update=update,
+        act=act,
+        metric_names=METRICS,
+        data="contrastive",
+        fields=("state_obs", "action", "next_goal"),
+    )

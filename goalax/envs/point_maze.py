@@ -85,7 +85,7 @@ def maze_mjcf(layout: maze_layouts.Layout, cell_size: float = CELL_SIZE) -> str:
 class PointMaze(GoalEnv, PipelineEnv):
     """Point mass to a goal position in a maze; never terminates."""
 
-    backends = ("spring", "generalized", "positional")
+    backends = ("spring", "generalized")
 
     def __init__(
         self,

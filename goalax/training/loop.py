@@ -15,9 +15,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from goalax import agents, envs, relabel
 from goalax import buffer as replay
-from goalax import envs
-from goalax.agents import crl
 from goalax.config import ConfigError, Schedule, TrainConfig, make_schedule
 from goalax.training import rollout
 
@@ -46,21 +45,10 @@ class Program(NamedTuple):
     config: TrainConfig
     env: envs.GoalEnv
     schedule: Schedule
-    agent: crl.Agent
+    agent: agents.Agent
     init: Any  # (seed_keys [K]) -> TrainState
-    chunk: Any  # (TrainState, target_env_steps) -> TrainState
+    chunk: Any  # (TrainState, target_env_steps, reset_metrics) -> TrainState
     evaluate: Any  # (TrainState) -> metrics dict, leaves [K]
-
-
-UPDATE_METRICS = (
-    "critic_loss",
-    "actor_loss",
-    "alpha",
-    "entropy",
-    "logits_pos",
-    "logits_neg",
-    "categorical_accuracy",
-)
 
 
 def make_env(config: TrainConfig) -> envs.GoalEnv:
@@ -76,15 +64,27 @@ def make_env(config: TrainConfig) -> envs.GoalEnv:
         raise ConfigError(str(err)) from err
 
 
+def make_agent(config: TrainConfig, env: envs.GoalEnv) -> agents.Agent:
+    try:
+        return agents.make(
+            config.agent_name,
+            config.agent,
+            state_dim=env.state_dim,
+            goal_dim=env.goal_dim,
+            action_dim=env.action_size,
+            env=env,
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+
+
 def build(config: TrainConfig) -> Program:
     """Validate the config against the task and build the run's pure functions."""
     env = make_env(config)
     schedule = make_schedule(config.run, env.episode_length)
-    try:
-        agent = crl.make(config.agent, env.state_dim, env.goal_dim, env.action_size)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
+    agent = make_agent(config, env)
     run = config.run
+    on_policy = agent.data == "rollout"
 
     def policy(params, deterministic):
         return lambda obs, key: agent.act(params, obs, key, deterministic)
@@ -92,18 +92,24 @@ def build(config: TrainConfig) -> Program:
     def init_seed(key: jax.Array) -> SeedState:
         agent_key, env_key, train_key, eval_key = jax.random.split(key, 4)
         carry = rollout.reset(env, env_key, run.num_envs)
-        example = {
-            "state_obs": carry.state.obs[..., : env.state_dim],
-            "action": jnp.zeros((run.num_envs, env.action_size)),
-            "next_goal": env.achieved_goal(carry.state.obs[..., : env.state_dim]),
-        }
+        _, example, _ = rollout.collect(
+            env,
+            lambda obs, _: jnp.zeros(obs.shape[:-1] + (env.action_size,)),
+            carry,
+            env_key,
+            unroll_length=1,
+            episode_length=schedule.episode_length,
+            budget=jnp.int32(0),
+            fields=agent.fields,
+        )
+        rows = 1 if on_policy else schedule.buffer_rows  # on-policy agents keep no replay
         return SeedState(
             agent=agent.init(agent_key),
-            buffer=replay.init(example, schedule.buffer_rows),
+            buffer=replay.init(jax.tree.map(lambda x: x[0], example), rows),
             env=carry,
             key=train_key,
             eval_key=eval_key,
-            metric_sums={name: jnp.zeros(()) for name in UPDATE_METRICS},
+            metric_sums={name: jnp.zeros(()) for name in agent.metric_names},
         )
 
     def init(seed_keys: jax.Array) -> TrainState:
@@ -111,21 +117,29 @@ def build(config: TrainConfig) -> Program:
         return TrainState(over_seeds(init_seed, run.num_seeds)(seed_keys), zero, zero, zero)
 
     def num_updates(budget: jax.Array) -> jax.Array:
+        """Update calls for an iteration of ``budget`` env steps."""
+        if on_policy:
+            return (budget > 0).astype(jnp.int32)
         full = schedule.updates_per_iteration
         return (budget * full) // schedule.steps_per_iteration
 
     def sample_batch(buf: replay.BufferState, key: jax.Array) -> dict:
-        s = replay.sample(
+        common = dict(
+            max_episode_length=schedule.episode_length,
+            gamma=config.agent.discount,
+            strategy=config.agent.goal_strategy,
+        )
+        if agent.data == "contrastive":
+            return relabel.contrastive_batch(buf, key, run.batch_size, **common)
+        return relabel.her_batch(
             buf,
             key,
             run.batch_size,
-            max_episode_length=schedule.episode_length,
-            gamma=config.agent.discount,
-            strategy=run.goal_strategy,
+            relabel_fraction=config.agent.relabel_fraction if config.agent.her else 0.0,
+            goal_threshold=env.goal_threshold,
+            dense_reward=env.dense_reward,
+            **common,
         )
-        now = replay.gather(buf, s.env_idx, s.row)
-        future = replay.gather(buf, s.goal_env_idx, s.goal_row)
-        return {"state_obs": now["state_obs"], "action": now["action"], "goal": future["next_goal"]}
 
     def seed_iteration(seed: SeedState, budget: jax.Array) -> SeedState:
         key, collect_key, update_key = jax.random.split(seed.key, 3)
@@ -137,15 +151,22 @@ def build(config: TrainConfig) -> Program:
             unroll_length=run.unroll_length,
             episode_length=schedule.episode_length,
             budget=budget,
+            fields=agent.fields,
         )
+        if on_policy:
+            steps = jnp.arange(run.unroll_length)[:, None] * run.num_envs
+            valid = (steps + jnp.arange(run.num_envs)[None, :] < budget).astype(jnp.float32)
+            batch = {**transitions, "valid": valid}
+            agent_state, metrics = agent.update(seed.agent, batch, update_key)
+            sums = {k: seed.metric_sums[k] + metrics[k] * (budget > 0) for k in seed.metric_sums}
+            return seed.replace(agent=agent_state, env=carry, key=key, metric_sums=sums)
         buf = replay.insert(seed.buffer, transitions, episode_ids, num_rows=budget // run.num_envs)
 
         def one_update(i, val):
             agent_state, sums = val
             sample_key, step_key = jax.random.split(jax.random.fold_in(update_key, i))
-            agent_state, metrics = agent.update(
-                agent_state, sample_batch(buf, sample_key), step_key
-            )
+            batch = sample_batch(buf, sample_key)
+            agent_state, metrics = agent.update(agent_state, batch, step_key)
             sums = {k: sums[k] + metrics[k] for k in sums}
             return agent_state, sums
 
@@ -171,7 +192,7 @@ def build(config: TrainConfig) -> Program:
             return TrainState(
                 seeds=seeds,
                 env_steps=s.env_steps + budget,
-                grad_steps=s.grad_steps + updates,
+                grad_steps=s.grad_steps + updates * agent.grad_steps_per_update,
                 metric_count=s.metric_count + updates,
             )
 

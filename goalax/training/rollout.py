@@ -53,14 +53,15 @@ def collect(
     unroll_length: int,
     episode_length: int,
     budget: jax.Array,
+    fields: tuple[str, ...] = ("state_obs", "action", "next_goal"),
 ) -> tuple[EnvCarry, dict, jax.Array]:
     """Step all envs ``unroll_length`` times with auto-reset.
 
     Only the first ``budget`` env steps (in order step-major, env-minor) take effect: the others
     leave their env untouched, so a run can end exactly on its env-step budget. Returns the new
-    carry, the transitions ``{state_obs, action, next_goal}`` with leaves ``[T, E, ...]``, their
-    ``episode_id [T, E]`` and nothing else; rows with ``t >= budget // E`` are incomplete and
-    must not be stored (the caller inserts ``budget // E`` rows).
+    carry, the transitions (the requested ``fields`` of ``agents.base.TRANSITION_FIELDS``, leaves
+    ``[T, E, ...]``) and their ``episode_id [T, E]``; rows with ``t >= budget // E`` are
+    incomplete and must not be stored (the caller inserts ``budget // E`` rows).
     """
     num_envs = carry.steps.shape[0]
     env_index = jnp.arange(num_envs)
@@ -72,7 +73,9 @@ def collect(
         action = policy(obs, act_key)
         nxt = jax.vmap(env.step)(carry.state, action)
         steps = carry.steps + 1
-        done = (nxt.done > 0) | (steps >= episode_length)
+        terminated = nxt.done > 0
+        truncated = (steps >= episode_length) & ~terminated
+        done = terminated | truncated
 
         def with_resets(nxt=nxt):
             fresh = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
@@ -85,11 +88,18 @@ def collect(
             steps=jnp.where(active, jnp.where(done, 0, steps), carry.steps),
             episode_id=jnp.where(active & done, carry.episode_id + 1, carry.episode_id),
         )
-        transition = {
-            "state_obs": obs[..., : env.state_dim],
-            "action": action,
-            "next_goal": env.achieved_goal(nxt.obs[..., : env.state_dim]),
+        next_state_obs = nxt.obs[..., : env.state_dim]
+        available = {
+            "state_obs": lambda: obs[..., : env.state_dim],
+            "action": lambda: action,
+            "next_goal": lambda: env.achieved_goal(next_state_obs),
+            "next_state_obs": lambda: next_state_obs,
+            "goal": lambda: obs[..., env.state_dim :],
+            "reward": lambda: nxt.reward,
+            "terminated": lambda: terminated.astype(jnp.float32),
+            "truncated": lambda: truncated.astype(jnp.float32),
         }
+        transition = {name: available[name]() for name in fields}
         return new_carry, (transition, carry.episode_id)
 
     steps_keys = jax.random.split(key, unroll_length)

@@ -20,15 +20,21 @@ import numpy as np
 from goalax.config import ConfigError, TrainConfig, from_dict, resume_conflicts, to_dict
 from goalax.training import checkpoint
 from goalax.training.logging import MetricsLogger, read_jsonl
-from goalax.training.loop import UPDATE_METRICS, Program, TrainResult, TrainState, build, seed_keys
+from goalax.training.loop import Program, TrainResult, TrainState, build, seed_keys
 from goalax.training.progress import Reporter
 
 EVAL_KEYS = ("success", "success_easy", "success_at_end", "time_at_goal", "dist", "episode_return")
-COLUMNS = (
-    ["env_steps", "grad_steps", "wall_time_s", "sps", "seed"]
-    + [f"eval/{k}" for k in EVAL_KEYS]
-    + [f"train/{k}" for k in UPDATE_METRICS]
-)
+
+
+def columns(metric_names: tuple[str, ...]) -> list[str]:
+    """metrics.csv columns for an agent reporting ``metric_names``."""
+    return (
+        ["env_steps", "grad_steps", "wall_time_s", "sps", "seed"]
+        + [f"eval/{k}" for k in EVAL_KEYS]
+        + [f"train/{k}" for k in metric_names]
+    )
+
+
 MAX_ITERATIONS_PER_CHUNK = 16  # host sync at least this often, for progress and Ctrl-C latency
 
 
@@ -82,7 +88,8 @@ def stop_requests():
             signal.signal(s, h)
 
 
-def _rows(state: TrainState, evals: dict, config: TrainConfig, wall: float, sps) -> list[dict]:
+def _rows(state: TrainState, evals: dict, program: Program, wall: float, sps) -> list[dict]:
+    config = program.config
     count = int(state.metric_count)
     sums = jax.device_get(state.seeds.metric_sums)
     evals = jax.device_get(evals)
@@ -97,7 +104,10 @@ def _rows(state: TrainState, evals: dict, config: TrainConfig, wall: float, sps)
         }
         row.update({f"eval/{k}": float(evals[k][i]) for k in EVAL_KEYS})
         row.update(
-            {f"train/{k}": (float(sums[k][i]) / count if count else None) for k in UPDATE_METRICS}
+            {
+                f"train/{k}": (float(sums[k][i]) / count if count else None)
+                for k in program.agent.metric_names
+            }
         )
         rows.append(row)
     return rows
@@ -171,7 +181,7 @@ def restore_state(program: Program, run_dir: str) -> TrainState:
     return state
 
 
-def _truncate_metrics(run_dir: str, env_steps: int) -> None:
+def _truncate_metrics(run_dir: str, env_steps: int, names: tuple[str, ...]) -> None:
     """Drop rows written after the checkpoint we resume from, so no row is duplicated."""
     path = os.path.join(run_dir, "metrics.jsonl")
     if not os.path.exists(path):
@@ -181,7 +191,7 @@ def _truncate_metrics(run_dir: str, env_steps: int) -> None:
     csv_path = os.path.join(run_dir, "metrics.csv")
     if os.path.exists(csv_path):
         os.remove(csv_path)
-    logger = MetricsLogger(run_dir, COLUMNS, num_seeds=1, tensorboard=False)
+    logger = MetricsLogger(run_dir, columns(names), num_seeds=1, tensorboard=False)
     logger.write(rows)
     logger.close()
 
@@ -204,7 +214,7 @@ def resume(config: TrainConfig) -> TrainResult:
             f"--total-env-steps {config.run.total_env_steps} is below the checkpoint's {step} "
             "env steps; raise it to continue"
         )
-    _truncate_metrics(run_dir, step)
+    _truncate_metrics(run_dir, step, program.agent.metric_names)
     _write_config(config, run_dir)
     return _train_loop(program, state, run_dir)
 
@@ -227,7 +237,9 @@ def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResul
     chunk = jax.jit(program.chunk, donate_argnums=0).lower(state, jnp.int32(0), True).compile()
     evaluate = jax.jit(program.evaluate).lower(state).compile()
     reporter.message(f"compiled in {time.perf_counter() - compile_start:.1f}s; run dir {run_dir}")
-    logger = MetricsLogger(run_dir, COLUMNS, config.run.num_seeds, tensorboard=True)
+    logger = MetricsLogger(
+        run_dir, columns(program.agent.metric_names), config.run.num_seeds, tensorboard=True
+    )
     ckpt = checkpoint.manager(run_dir)
     all_rows: list[dict] = []
     last_saved = ckpt.latest_step()
@@ -237,7 +249,7 @@ def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResul
     try:
         with stop_requests() as stop:
             if int(state.env_steps) == 0:
-                rows = _rows(state, evaluate(state), config, 0.0, None)
+                rows = _rows(state, evaluate(state), program, 0.0, None)
                 logger.write(rows)
                 all_rows += rows
             while int(state.env_steps) < total and stop["signal"] is None:
@@ -254,7 +266,7 @@ def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResul
                     continue
                 last_eval = env_steps
                 sps = steps_since_row / train_time if train_time > 0 else None
-                rows = _rows(state, evaluate(state), config, time.perf_counter() - start, sps)
+                rows = _rows(state, evaluate(state), program, time.perf_counter() - start, sps)
                 _check_finite(rows, last_saved, run_dir)
                 logger.write(rows)
                 all_rows += rows
