@@ -18,6 +18,7 @@ Contract for ``State`` (checked by ``tests/test_envs.py`` for every registered t
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from brax.envs.base import Env, State
 
 __all__ = ["GoalEnv", "State", "goal_metrics"]
@@ -62,6 +63,27 @@ class GoalEnv(Env):
         )
         reward = -metrics["dist"] if self.dense_reward else metrics["success"]
         return reward, metrics
+
+    def with_goal(self, state: State, goal: jnp.ndarray) -> State:
+        """The same (unbatched) state pursuing ``goal [goal_dim]`` instead of its own goal.
+
+        Evaluation on fixed goal sets resets normally and then swaps the goal, so every task
+        supports named goal sets without a second reset path. Tasks that draw the goal in the
+        physics (a marker body) may override this to move the marker too.
+        """
+        goal = jnp.asarray(goal, jnp.float32)
+        state_obs = state.obs[..., : self.state_dim]
+        reward, metrics = self.reward_and_metrics(state_obs, goal)
+        return state.replace(
+            obs=jnp.concatenate([state_obs, goal], axis=-1),
+            reward=reward,
+            metrics={**state.metrics, **metrics},
+            info={**state.info, "goal": goal},
+        )
+
+    def eval_goal_sets(self) -> dict[str, np.ndarray]:
+        """Named fixed evaluation goals ``{name: [n, goal_dim]}`` (e.g. ``far`` maze cells)."""
+        return {}
 
 
 def goal_metrics(
