@@ -116,8 +116,12 @@ def evaluate_episodes(
     *,
     num_envs: int,
     episode_length: int,
+    goals: jax.Array | None = None,
 ) -> dict[str, jax.Array]:
     """Run one episode per env from a fresh reset; per-episode metrics averaged over envs.
+
+    With ``goals [n, goal_dim]`` (a named evaluation-goal set), episode i pursues
+    ``goals[i % n]`` and ``success_per_goal [n]`` is added (each goal's success rate).
 
     success = reached at least once; success_at_end = within threshold at the last step;
     time_at_goal = fraction of steps within threshold; dist = mean distance over the episode.
@@ -125,6 +129,9 @@ def evaluate_episodes(
     """
     reset_key, act_key = jax.random.split(key)
     state = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
+    if goals is not None:
+        goal_index = jnp.arange(num_envs) % goals.shape[0]
+        state = jax.vmap(env.with_goal)(state, goals[goal_index])
 
     def step(carry, step_key):
         state, alive = carry
@@ -144,7 +151,7 @@ def evaluate_episodes(
     length = jnp.maximum(rec["alive"].sum(0), 1.0)
     last = jnp.maximum(length.astype(jnp.int32) - 1, 0)
     at_end = rec["success"][last, jnp.arange(num_envs)]
-    return {
+    result = {
         "success": rec["success"].max(0).mean(),
         "success_easy": rec["success_easy"].max(0).mean(),
         "success_at_end": at_end.mean(),
@@ -152,3 +159,9 @@ def evaluate_episodes(
         "dist": (rec["dist"].sum(0) / length).mean(),
         "episode_return": rec["reward"].sum(0).mean(),
     }
+    if goals is not None:
+        reached = rec["success"].max(0)
+        hits = jnp.zeros(goals.shape[0]).at[goal_index].add(reached)
+        counts = jnp.zeros(goals.shape[0]).at[goal_index].add(1.0)
+        result["success_per_goal"] = hits / jnp.maximum(counts, 1.0)
+    return result
