@@ -11,6 +11,9 @@ from goalax.agents.base import Agent
 #: name -> (module, config class name). Modules are imported on first use.
 _REGISTRY: dict[str, tuple[str, str]] = {
     "crl": ("goalax.agents.crl", "CRLConfig"),
+    "sac": ("goalax.agents.sac", "SACConfig"),
+    "td3": ("goalax.agents.td3", "TD3Config"),
+    "ppo": ("goalax.agents.ppo", "PPOConfig"),
 }
 
 

@@ -1,0 +1,180 @@
+"""Shared pieces of the off-policy actor-critic baselines (SAC, TD3): their common config, the
+twin goal-conditioned Q network, the TD target, one critic gradient step and Polyak averaging.
+
+Both agents train on ``goalax.relabel.her_batch`` batches: ``state_obs, next_state_obs [B, S]``,
+``goal [B, G]``, ``action [B, A]``, ``reward [B]``, ``terminated [B]``, ``relabelled [B]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from goalax.networks import MLP
+
+GoalStrategy = Literal["geometric", "uniform", "random_state"]
+
+#: Transition fields SAC/TD3 keep in replay: HER needs the achieved goal of every next state;
+#: rewards are recomputed for the goal actually used, so they are not stored.
+HER_FIELDS = ("state_obs", "action", "next_goal", "next_state_obs", "goal", "terminated")
+
+#: Two Q heads: the minimum of two independent estimates curbs over-estimation (Fujimoto 2018).
+NUM_CRITICS = 2
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class OffPolicyConfig:
+    """Hyperparameters SAC and TD3 share (each agent's config adds its own)."""
+
+    her: bool = False
+    """Relabel goals with future achieved goals (HER 'future')."""
+    relabel_fraction: float = 0.8
+    """Fraction of each batch whose goal is relabelled when --her is on."""
+    goal_strategy: GoalStrategy = "uniform"
+    """Which future goal HER draws: uniform over the episode's future (HER 'future'), discounted
+    (geometric γ) or any stored state."""
+    discount: float = 0.99
+    """γ of the TD target (and of the geometric goal strategy)."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the twin critics."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
+    tau: float = 0.005
+    """Polyak rate of the target networks: target <- (1 - tau) target + tau online."""
+    depth: int = 2
+    """Hidden layers of each critic (multiple of 4 with --residual)."""
+    width: int = 256
+    """Hidden units per layer of the critics."""
+    layer_norm: bool = False
+    """LayerNorm after each hidden Dense layer of the critics."""
+    actor_depth: int = 2
+    """Hidden layers of the actor (multiple of 4 with --residual)."""
+    actor_width: int = 256
+    """Hidden units per layer of the actor."""
+    actor_layer_norm: bool = False
+    """LayerNorm after each hidden Dense layer of the actor."""
+    residual: bool = False
+    """Residual blocks of 4×(Dense→LayerNorm→swish) in critics and actor (deep networks)."""
+
+    def validate(self) -> None:
+        """Raise ValueError with a one-line fix for impossible settings."""
+        for name in ("depth", "width", "actor_depth", "actor_width"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"{_flag(name)} must be a positive integer, got {getattr(self, name)}"
+                )
+        if self.residual:
+            for name in ("depth", "actor_depth"):
+                if getattr(self, name) % 4:
+                    raise ValueError(
+                        f"{_flag(name)} must be a multiple of 4 with --residual (blocks of 4 "
+                        f"layers), got {getattr(self, name)}"
+                    )
+        if not 0.0 <= self.relabel_fraction <= 1.0:
+            raise ValueError(f"--relabel-fraction must be in [0, 1], got {self.relabel_fraction}")
+        if not 0.0 < self.discount < 1.0:
+            raise ValueError(f"--discount must be in (0, 1), got {self.discount}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"--tau must be in (0, 1], got {self.tau}")
+        for name in ("critic_lr", "actor_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{_flag(name)} must be positive, got {getattr(self, name)}")
+
+
+class TwinQ(nn.Module):
+    """Two goal-conditioned critics ``Q_k(s, g, a)``: ``[B, S], [B, G], [B, A] -> [2, B]``.
+
+    The two MLPs are one ``nn.vmap`` (parameters stacked on a leading ``[2]`` axis under ``q``),
+    so both heads run as one batched matmul per layer.
+    """
+
+    width: int = 256
+    depth: int = 2
+    layer_norm: bool = False
+    residual: bool = False
+
+    @nn.compact
+    def __call__(self, state_obs: jax.Array, goal: jax.Array, action: jax.Array) -> jax.Array:
+        heads = nn.vmap(
+            MLP,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=NUM_CRITICS,
+        )
+        q = heads(
+            out_dim=1,
+            width=self.width,
+            depth=self.depth,
+            layer_norm=self.layer_norm,
+            residual=self.residual,
+            name="q",
+        )(jnp.concatenate([state_obs, goal, action], axis=-1))
+        return q[..., 0]
+
+
+def make_twin_q(config: OffPolicyConfig) -> TwinQ:
+    return TwinQ(
+        width=config.width,
+        depth=config.depth,
+        layer_norm=config.layer_norm,
+        residual=config.residual,
+    )
+
+
+def policy_obs(state_obs: jax.Array, goal: jax.Array) -> jax.Array:
+    """The actor input ``[B, S + G]``, laid out like the env observation ``concat(s, g)``."""
+    return jnp.concatenate([state_obs, goal], axis=-1)
+
+
+def td_target(
+    reward: jax.Array, terminated: jax.Array, next_value: jax.Array, discount: float
+) -> jax.Array:
+    """``y = r + γ (1 - terminated) V(s')``, all ``[B]``, with no gradient.
+
+    Only true termination stops the bootstrap: a time-limit truncation is not stored as
+    ``terminated``, so the value of the state it cut off is still counted.
+    """
+    return jax.lax.stop_gradient(reward + discount * (1.0 - terminated) * next_value)
+
+
+def twin_q_loss(q: jax.Array, target: jax.Array) -> jax.Array:
+    """``sum_k mean_b (Q_k(b) - y_b)^2 / 2`` for ``q [2, B]`` and ``target [B]``."""
+    return 0.5 * jnp.sum(jnp.mean(jnp.square(q - target[None]), axis=-1))
+
+
+def critic_step(
+    twin_q: TwinQ,
+    tx: optax.GradientTransformation,
+    critic: Any,
+    opt_state: Any,
+    batch: dict,
+    target: jax.Array,
+) -> tuple[Any, Any, jax.Array, jax.Array]:
+    """One Adam step of both critics towards ``target [B]`` on the batch's ``(s, g, a)``.
+
+    Returns ``(critic, opt_state, loss, mean Q over heads and batch)``.
+    """
+
+    def loss_fn(params):
+        q = twin_q.apply(params, batch["state_obs"], batch["goal"], batch["action"])
+        return twin_q_loss(q, target), q
+
+    (loss, q), grads = jax.value_and_grad(loss_fn, has_aux=True)(critic)
+    updates, opt_state = tx.update(grads, opt_state, critic)
+    return optax.apply_updates(critic, updates), opt_state, loss, jnp.mean(q)
+
+
+def polyak(target: Any, online: Any, tau: float) -> Any:
+    """``(1 - tau) target + tau online``, leafwise over matching pytrees."""
+    return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
