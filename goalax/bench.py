@@ -58,13 +58,13 @@ def _bench_training(config: TrainConfig, iterations: int) -> dict:
     state = jax.jit(program.init)(seed_keys(config))
     steps = program.schedule.steps_per_iteration
     t0 = time.perf_counter()
-    chunk = jax.jit(program.chunk, donate_argnums=0).lower(state, jnp.int32(0), True).compile()
+    chunk = jax.jit(program.chunk, donate_argnums=0).lower(state, jnp.int32(0)).compile()
     compile_s = time.perf_counter() - t0
-    state = chunk(state, jnp.int32(steps), True)  # warm-up iteration
+    state = chunk(state, jnp.int32(steps))  # warm-up iteration
     int(state.env_steps)
     start_steps, start_grads = int(state.env_steps), int(state.grad_steps)
     t0 = time.perf_counter()
-    state = chunk(state, jnp.int32(start_steps + iterations * steps), True)
+    state = chunk(state, jnp.int32(start_steps + iterations * steps))
     env_steps = int(state.env_steps) - start_steps
     elapsed = time.perf_counter() - t0
     grad_steps = int(state.grad_steps) - start_grads

@@ -33,6 +33,18 @@ def _closest(name: str, options: tuple[str, ...] | list[str]) -> str:
     return ", ".join(close or options)
 
 
+def _quiet_dependency_noise() -> None:
+    """mujoco.mjx prints "Failed to import warp" on stdout (it would corrupt ``--json``
+    output) and brax warns on every model load that it is unmaintained: silence both."""
+    import contextlib
+    import io
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*not actively being maintained.*")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(ImportError):
+        import mujoco.mjx  # noqa: F401
+
+
 def _setup_process() -> None:
     """Persistent compilation cache and quieter logs for interactive use."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -110,6 +122,10 @@ def train_main(argv: list[str]) -> int:
     except TrainingDiverged as err:
         _fail(str(err))
         return 1
+    if result.interrupted:
+        import signal
+
+        return 128 + int(signal.Signals[result.interrupted])
     if not config.run.quiet:
         print(summarise(result.metrics))
         print(f"run directory: {result.run_dir}")
@@ -164,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         print("  bench [flags]        measure training throughput, compile time and memory")
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
+    _quiet_dependency_noise()
     handlers = {"train": train_main, "envs": envs_main, "bench": bench_main}
     if command not in handlers:
         return _fail(f"unknown command '{command}'; closest: {_closest(command, COMMANDS)}")

@@ -47,7 +47,7 @@ class Program(NamedTuple):
     schedule: Schedule
     agent: agents.Agent
     init: Any  # (seed_keys [K]) -> TrainState
-    chunk: Any  # (TrainState, target_env_steps, reset_metrics) -> TrainState
+    chunk: Any  # (TrainState, target_env_steps) -> TrainState
     evaluate: Any  # (TrainState) -> metrics dict, leaves [K]
 
 
@@ -175,15 +175,8 @@ def build(config: TrainConfig) -> Program:
         )
         return seed.replace(agent=agent_state, buffer=buf, env=carry, key=key, metric_sums=sums)
 
-    def chunk(state: TrainState, target: jax.Array, reset_metrics: jax.Array) -> TrainState:
-        """Run iterations until ``env_steps >= target`` (the last one clipped to the budget).
-
-        ``reset_metrics`` starts a new metrics window (the first chunk after a metrics row).
-        """
-        keep = jnp.logical_not(reset_metrics)
-        sums = jax.tree.map(lambda x: jnp.where(keep, x, 0.0), state.seeds.metric_sums)
-        count = jnp.where(keep, state.metric_count, 0)
-        state = state.replace(seeds=state.seeds.replace(metric_sums=sums), metric_count=count)
+    def chunk(state: TrainState, target: jax.Array) -> TrainState:
+        """Run iterations until ``env_steps >= target`` (the last one clipped to the budget)."""
 
         def body(s: TrainState) -> TrainState:
             budget = jnp.minimum(schedule.steps_per_iteration, run.total_env_steps - s.env_steps)
@@ -243,3 +236,4 @@ class TrainResult:
     params: Any
     metrics: list[dict]
     run_dir: str
+    interrupted: str | None = None  # "SIGINT"/"SIGTERM" when a signal stopped the run early

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -113,20 +113,26 @@ def _rows(state: TrainState, evals: dict, program: Program, wall: float, sps) ->
     return rows
 
 
-def _check_finite(rows: list[dict], last_checkpoint: int | None, run_dir: str) -> None:
-    for row in rows:
-        for key in ("train/critic_loss", "train/actor_loss"):
-            value = row.get(key)
-            if value is not None and not math.isfinite(value):
-                where = (
-                    f"the last good checkpoint is step {last_checkpoint} in {run_dir}/checkpoints"
-                    if last_checkpoint is not None
-                    else "no checkpoint was saved before it"
-                )
-                raise TrainingDiverged(
-                    f"{key} became {value} for seed {row['seed']} by env step {row['env_steps']}; "
-                    f"training stopped ({where}). Lower the learning rates or check the config."
-                )
+def _check_chunk_finite(
+    state: TrainState, env_steps: int, last_checkpoint: int | None, run_dir: str
+) -> None:
+    """Stop at the first chunk whose losses are NaN/Inf, before anything of it is saved."""
+    sums = jax.device_get(state.seeds.metric_sums)
+    for key in sorted(sums):
+        values = np.asarray(sums[key])
+        if not np.all(np.isfinite(values)):
+            seed_index = int(np.argmin(np.isfinite(values)))
+            where = (
+                f"the last good checkpoint is env step {last_checkpoint} in {run_dir}/checkpoints "
+                f"(resume with --resume {run_dir} after fixing the config)"
+                if last_checkpoint is not None
+                else "no checkpoint was saved before it"
+            )
+            raise TrainingDiverged(
+                f"train/{key} became non-finite (seed index {seed_index}) by env step "
+                f"{env_steps}; training stopped, {where}. Lower the learning rates or check the "
+                "config."
+            )
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -229,63 +235,75 @@ def _next_target(program: Program, env_steps: int) -> int:
     return min(aligned, capped, total)
 
 
+def _reset_metrics(state: TrainState) -> TrainState:
+    """Start a new metrics window after a row (the reset state is what gets checkpointed)."""
+    sums = jax.tree.map(jnp.zeros_like, state.seeds.metric_sums)
+    return state.replace(seeds=state.seeds.replace(metric_sums=sums), metric_count=jnp.int32(0))
+
+
 def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResult:
     config = program.config
     total = config.run.total_env_steps
     reporter = Reporter(total, config.run.quiet, start=int(state.env_steps))
-    compile_start = time.perf_counter()
-    chunk = jax.jit(program.chunk, donate_argnums=0).lower(state, jnp.int32(0), True).compile()
-    evaluate = jax.jit(program.evaluate).lower(state).compile()
-    reporter.message(f"compiled in {time.perf_counter() - compile_start:.1f}s; run dir {run_dir}")
     logger = MetricsLogger(
         run_dir, columns(program.agent.metric_names), config.run.num_seeds, tensorboard=True
     )
     ckpt = checkpoint.manager(run_dir)
     all_rows: list[dict] = []
     last_saved = ckpt.latest_step()
-    start = time.perf_counter()
-    train_time, steps_since_row = 0.0, 0
     every, last_eval = program.schedule.eval_every, int(state.env_steps)
     try:
         with stop_requests() as stop:
+            compile_start = time.perf_counter()
+            chunk = jax.jit(program.chunk, donate_argnums=0).lower(state, jnp.int32(0)).compile()
+            evaluate = jax.jit(program.evaluate).lower(state).compile()
+            reporter.message(
+                f"compiled in {time.perf_counter() - compile_start:.1f}s; run dir {run_dir}"
+            )
+            start = time.perf_counter()
+            train_time, steps_since_row = 0.0, 0
             if int(state.env_steps) == 0:
                 rows = _rows(state, evaluate(state), program, 0.0, None)
                 logger.write(rows)
+                reporter.update(rows)
                 all_rows += rows
             while int(state.env_steps) < total and stop["signal"] is None:
                 before = int(state.env_steps)
-                target = _next_target(program, before)
                 t0 = time.perf_counter()
-                state = chunk(state, jnp.int32(target), steps_since_row == 0)
+                state = chunk(state, jnp.int32(_next_target(program, before)))
                 env_steps = int(state.env_steps)  # blocks until the chunk is done
                 train_time += time.perf_counter() - t0
                 steps_since_row += env_steps - before
-                crossed_mark = env_steps // every > last_eval // every
-                if not crossed_mark and env_steps < total:
+                _check_chunk_finite(state, env_steps, last_saved, run_dir)
+                if env_steps // every == last_eval // every and env_steps < total:
                     reporter.progress(env_steps)
                     continue
                 last_eval = env_steps
                 sps = steps_since_row / train_time if train_time > 0 else None
                 rows = _rows(state, evaluate(state), program, time.perf_counter() - start, sps)
-                _check_finite(rows, last_saved, run_dir)
                 logger.write(rows)
                 all_rows += rows
                 reporter.update(rows)
+                state = _reset_metrics(state)
                 checkpoint.save(ckpt, env_steps, state)
                 last_saved = env_steps
                 train_time, steps_since_row = 0.0, 0
             if stop["signal"] is not None and last_saved != int(state.env_steps):
                 checkpoint.save(ckpt, int(state.env_steps), state)
-                reporter.message(
-                    f"{stop['signal']}: saved a checkpoint at env step {int(state.env_steps)}; "
-                    f"continue with --resume {run_dir}"
+                last_saved = int(state.env_steps)
+            if stop["signal"] is not None:  # said even with --quiet: the run did not finish
+                print(
+                    f"{stop['signal']}: stopped with a checkpoint at env step {last_saved}; "
+                    f"continue with --resume {run_dir}",
+                    file=sys.stderr,
+                    flush=True,
                 )
     finally:
         logger.close()
         ckpt.close()
         reporter.close()
     params = jax.device_get(state.seeds.agent.params)
-    return TrainResult(params=params, metrics=all_rows, run_dir=run_dir)
+    return TrainResult(params, all_rows, run_dir, interrupted=stop["signal"])
 
 
 def summarise(rows: list[dict]) -> str:
