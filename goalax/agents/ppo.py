@@ -6,7 +6,8 @@ The loop calls ``update`` once per iteration with the whole rollout: leaves ``[T
 ``state_obs, action, goal, reward, terminated, truncated, next_state_obs`` plus a ``valid [T, E]``
 mask (steps past the env-step budget are 0 and contribute nothing). The observation is
 ``concat(state_obs, goal)``, normalised by running statistics kept in ``params`` so that acting
-and learning see the same inputs.
+and learning see the same inputs. The statistics of a rollout are merged in at the end of its
+update, so within an update every network input is normalised exactly as when it was collected.
 
 Policy: a Gaussian over pre-tanh actions ``u ~ N(mean, std)``, squashed to ``a = tanh(u)``. Only
 the action is stored, so log-probabilities are taken of ``u = atanh(clip(a, ±(1 - 1e-6)))`` under
@@ -292,19 +293,18 @@ def make(
         updates, opt = tx.update(grads, opt, nets)
         return (optax.apply_updates(nets, updates), opt), metrics
 
-    def prepare(params: PPOParams, batch: dict) -> tuple[ObsNormaliser, dict]:
-        """Behaviour log-probs, the updated normaliser and GAE targets, leaves ``[T * E, ...]``."""
-        obs = jnp.concatenate([batch["state_obs"], batch["goal"]], axis=-1)
-        next_obs = jnp.concatenate([batch["next_state_obs"], batch["goal"]], axis=-1)
+    def prepare(params: PPOParams, batch: dict) -> dict:
+        """Normalised obs, behaviour log-probs and GAE targets, leaves ``[T * E, ...]``.
+
+        The params that collected the rollout are exactly ``params`` (normaliser included), so
+        the probability ratios of the first minibatch are exactly 1.
+        """
+        obs = normalise(params.obs_norm, jnp.concatenate([batch["state_obs"], batch["goal"]], -1))
+        next_obs = normalise(
+            params.obs_norm, jnp.concatenate([batch["next_state_obs"], batch["goal"]], -1)
+        )
         valid = batch["valid"]
-        # The params that collected the rollout are exactly these: ratios start at 1.
-        mean, log_std = actor.apply(params.actor, normalise(params.obs_norm, obs))
-        old_log_prob = gaussian_log_prob(mean, log_std, batch["action"])
-        norm = params.obs_norm
-        if config.normalize_observations:
-            flat_obs = obs.reshape(-1, obs_dim)
-            norm = update_normaliser(norm, flat_obs, valid.reshape(-1))
-        obs, next_obs = normalise(norm, obs), normalise(norm, next_obs)
+        mean, log_std = actor.apply(params.actor, obs)
         value = value_of(params.value, obs)
         advantage = gae(
             batch["reward"],
@@ -321,13 +321,13 @@ def make(
         data = {
             "obs": obs,
             "action": batch["action"],
-            "old_log_prob": old_log_prob,
+            "old_log_prob": gaussian_log_prob(mean, log_std, batch["action"]),
             "advantage": valid * centred / scale,
-            "return": jax.lax.stop_gradient(advantage + value),
+            "return": advantage + value,
             "valid": valid,
         }
         flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), data)
-        return norm, jax.lax.stop_gradient(flat)
+        return jax.lax.stop_gradient(flat)
 
     def update(state: PPOState, batch: dict, key: jax.Array) -> tuple[PPOState, dict]:
         num_steps = batch["valid"].size
@@ -337,7 +337,7 @@ def make(
                 f"--num-minibatches {config.num_minibatches}; choose sizes whose product is "
                 "divisible by it"
             )
-        norm, data = prepare(state.params, batch)
+        data = prepare(state.params, batch)
         minibatch_size = num_steps // config.num_minibatches
 
         def epoch(carry, epoch_key):
@@ -352,6 +352,13 @@ def make(
         (nets, opt), metrics = jax.lax.scan(
             epoch, (nets, state.opt), jax.random.split(key, config.num_epochs)
         )
+        norm = state.params.obs_norm
+        if config.normalize_observations:
+            # Used from the next rollout on: changing it now would move the behaviour policy.
+            obs = jnp.concatenate([batch["state_obs"], batch["goal"]], axis=-1)
+            norm = update_normaliser(
+                norm, obs.reshape(-1, obs.shape[-1]), batch["valid"].reshape(-1)
+            )
         params = PPOParams(actor=nets[0], value=nets[1], obs_norm=norm)
         return PPOState(params=params, opt=opt), jax.tree.map(jnp.mean, metrics)
 
