@@ -30,8 +30,8 @@ BALL_RADIUS = 0.25
 WALL_HALF_HEIGHT = 0.5
 GEAR = 20.0
 DAMPING = 5.0
-TIMESTEP = 0.02
-N_FRAMES = 5
+TIMESTEP = 0.025
+N_FRAMES = 4
 
 
 def maze_mjcf(layout: maze_layouts.Layout, cell_size: float = CELL_SIZE) -> str:
