@@ -1,4 +1,4 @@
-"""``goalax`` command line: train / envs / bench.
+"""``goalax`` command line: train / envs / bench / eval / render / plot / sweep.
 
 Every config field is a flat, hyphenated flag (tyro over the frozen dataclasses). Bad input is
 reported in one line with exit code 2; process-wide settings (compile cache, quiet warnings) are
@@ -7,6 +7,7 @@ made here and only here.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import os
@@ -20,7 +21,7 @@ from goalax import agents
 from goalax.config import RunConfig
 
 AGENTS = tuple(agents.names())
-COMMANDS = ("train", "envs", "bench")
+COMMANDS = ("train", "envs", "bench", "eval", "render", "plot", "sweep")
 
 
 def _fail(message: str) -> int:
@@ -171,17 +172,110 @@ def bench_main(argv: list[str]) -> int:
     return 0
 
 
+class _UsageError(Exception):
+    pass
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (``goalax: error: ...``, exit 2)."""
+
+    def error(self, message: str):
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+def _run_command(prog: str, module, argv: list[str], setup=()) -> int:
+    """Parse with ``module.add_arguments``, run ``setup``, print ``module.run_command(args)``."""
+    from goalax.config import ConfigError
+
+    parser = _ArgumentParser(prog=prog)
+    module.add_arguments(parser)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as err:
+        return _fail(str(err))
+    for step in setup:
+        step()
+    try:
+        output = module.run_command(args)
+    except ConfigError as err:
+        return _fail(str(err))
+    print(output)
+    return 0
+
+
+def _setup_rendering() -> None:
+    """Pick the headless OpenGL platform before mujoco is imported (EGL, else OSMesa)."""
+    from goalax.viz.render import choose_gl_backend
+
+    backend, note = choose_gl_backend(os.environ.get("MUJOCO_GL"))
+    os.environ["MUJOCO_GL"] = backend
+    if note:
+        print(f"goalax: {note}", file=sys.stderr)
+
+
+def eval_main(argv: list[str]) -> int:
+    from goalax import evaluate
+
+    return _run_command("goalax eval", evaluate, argv, setup=[_setup_process])
+
+
+def render_main(argv: list[str]) -> int:
+    from goalax.viz import render
+
+    return _run_command("goalax render", render, argv, setup=[_setup_process])
+
+
+def plot_main(argv: list[str]) -> int:
+    from goalax.viz import plots
+
+    return _run_command("goalax plot", plots, argv)
+
+
+def sweep_main(argv: list[str]) -> int:
+    from goalax import sweep
+    from goalax.config import ConfigError, TrainConfig
+
+    if not argv or argv[0] in ("-h", "--help"):
+        print(sweep.USAGE)
+        return 0 if argv else 2
+    agent_name = argv[0]
+    if agent_name not in AGENTS:
+        return _fail(f"unknown agent '{agent_name}'; closest: {_closest(agent_name, AGENTS)}")
+    try:
+        grid_args, train_flags = sweep.split_flags(argv[1:])
+        if any(a in ("-h", "--help") for a in train_flags):
+            print(sweep.USAGE + "\n\ntrain flags:")
+        cmd = tyro.cli(
+            _train_command(agent_name), args=train_flags, prog=f"goalax sweep {agent_name}"
+        )
+        base = TrainConfig(run=cmd.run, agent=cmd.agent, agent_name=agent_name)
+        grid = sweep.resolve_grid(sweep.raw_grid(grid_args), base)
+        _setup_process()
+        manifest = sweep.run_sweep(base, grid, grid_args.out)
+    except ConfigError as err:
+        return _fail(str(err))
+    print(sweep.format_manifest(manifest))
+    return 0 if {e["status"] for e in manifest["runs"]} == {"done"} else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: goalax {train,envs,bench} ...\n")
+        print(f"usage: goalax {{{','.join(COMMANDS)}}} ...\n")
         print("  train AGENT [flags]  train an agent (agents: " + ", ".join(AGENTS) + ")")
         print("  envs                 list the tasks")
         print("  bench [flags]        measure training throughput, compile time and memory")
+        print("  eval RUN_DIR         success, distance and time at goal of a checkpoint")
+        print("  render RUN_DIR       video of the policy (--env NAME --out x.png: a snapshot)")
+        print("  plot RUNS...         learning curves, mean and 95% CI over seeds")
+        print("  sweep AGENT --grid   train every combination of a grid of config values")
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
+    if command == "render":  # the OpenGL platform is fixed when mujoco is first imported
+        _setup_rendering()
     _quiet_dependency_noise()
     handlers = {"train": train_main, "envs": envs_main, "bench": bench_main}
+    handlers.update(eval=eval_main, render=render_main, plot=plot_main, sweep=sweep_main)
     if command not in handlers:
         return _fail(f"unknown command '{command}'; closest: {_closest(command, COMMANDS)}")
     return handlers[command](rest)
