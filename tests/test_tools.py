@@ -1,0 +1,300 @@
+"""goalax eval / render / plot / sweep: one tiny trained ``point`` run shared by the module."""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import imageio.v2 as imageio
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import goalax
+from goalax import evaluate, sweep
+from goalax.agents.crl import CRLConfig
+from goalax.cli import main
+from goalax.config import ConfigError, RunConfig, TrainConfig
+from goalax.envs.point import PointEnv
+from goalax.training.rollout import evaluate_episodes
+from goalax.viz import plots
+
+METRIC_KEYS = {"success", "success_easy", "success_at_end", "time_at_goal", "dist"}
+TINY_FLAGS = [
+    "--env", "point", "--num-envs", "8", "--unroll-length", "10", "--episode-length", "20",
+    "--total-env-steps", "400", "--eval-every", "400", "--batch-size", "32",
+    "--buffer-size", "320", "--utd-ratio", "0.05", "--num-eval-envs", "4", "--num-seeds", "2",
+    "--width", "32", "--actor-width", "32", "--repr-dim", "16", "--quiet",
+]  # fmt: skip
+
+
+def tiny_config(run_dir) -> TrainConfig:
+    """The config TINY_FLAGS describe, so the sweep test reuses the fixture's compiled programs."""
+    run = RunConfig(
+        env="point",
+        num_envs=8,
+        unroll_length=10,
+        episode_length=20,
+        total_env_steps=400,
+        eval_every=400,
+        batch_size=32,
+        buffer_size=320,
+        utd_ratio=0.05,
+        num_eval_envs=4,
+        num_seeds=2,
+        run_dir=str(run_dir),
+        quiet=True,
+    )
+    return TrainConfig(run=run, agent=CRLConfig(width=32, actor_width=32, repr_dim=16))
+
+
+@pytest.fixture(autouse=True)
+def same_compile_cache(monkeypatch):
+    """The CLI points JAX at the user's cache; keep the tests' cache instead."""
+    monkeypatch.setenv("GOALAX_JAX_CACHE", jax.config.jax_compilation_cache_dir)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tools") / "point-run"
+    goalax.train(tiny_config(path))
+    return str(path)
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("goalax: error:"), err
+    return err
+
+
+# --- eval --------------------------------------------------------------------------------------
+
+
+def test_eval_json_keys_and_ranges(run_dir, capsys):
+    assert main(["eval", run_dir, "--episodes", "8", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["env"] == "point" and report["env_steps"] == 400 and report["episodes"] == 8
+    assert [s["seed"] for s in report["seeds"]] == [0, 1]
+    for metrics in [report["mean"], *report["seeds"]]:
+        assert set(metrics) >= METRIC_KEYS
+        for key in ("success", "success_easy", "success_at_end", "time_at_goal"):
+            assert 0.0 <= metrics[key] <= 1.0
+        for key in ("success", "success_easy", "success_at_end"):  # fractions of 8 episodes
+            assert metrics[key] * 8 == pytest.approx(round(metrics[key] * 8))
+        assert 0.0 <= metrics["dist"] <= 2 * np.sqrt(2)  # the arena is [-1, 1]^2
+    assert report["mean"]["dist"] == pytest.approx(np.mean([s["dist"] for s in report["seeds"]]))
+
+
+def test_eval_table_one_seed(run_dir, capsys):
+    assert main(["eval", run_dir, "--episodes", "4", "--seed-index", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 1" in out and "seed 0" not in out and "success_at_end" in out
+
+
+def test_goal_set_per_goal_success_with_a_goal_at_the_start():
+    env = PointEnv(episode_length=10, start_noise=0.0)  # starts exactly at the origin
+    goals = jnp.array([[0.0, 0.0], [0.9, 0.9]])
+
+    def stay(obs, key):
+        return jnp.zeros(obs.shape[:-1] + (2,))
+
+    result = evaluate_episodes(
+        env, stay, jax.random.PRNGKey(0), num_envs=4, episode_length=10, goals=goals
+    )
+    np.testing.assert_allclose(result["success_per_goal"], [1.0, 0.0])
+    assert float(result["success"]) == pytest.approx(0.5)
+
+
+class _PointWithGoals(PointEnv):
+    def eval_goal_sets(self):
+        return {"centre_and_corner": np.array([[0.0, 0.0], [0.9, 0.9]], np.float32)}
+
+
+def _fake_run(env):
+    config = SimpleNamespace(run=SimpleNamespace(num_seeds=1, seed=3, env="point"), agent_name="x")
+    return SimpleNamespace(
+        env=env,
+        config=config,
+        env_steps=0,
+        seed_params=lambda i: None,
+        act=lambda params, obs, key, deterministic: jnp.zeros(obs.shape[:-1] + (2,)),
+    )
+
+
+def test_evaluate_run_reports_each_goal_of_a_set():
+    run = _fake_run(_PointWithGoals(episode_length=10, start_noise=0.0))
+    report = evaluate.evaluate_run(
+        run, run_dir="fake", episodes=3, goal_set_name="centre_and_corner", key=jax.random.key(0)
+    )
+    per_goal = report["seeds"][0]["per_goal"]
+    assert [g["success"] for g in per_goal] == [1.0, 0.0]
+    assert per_goal[1]["dist"] == pytest.approx(0.9 * np.sqrt(2), rel=1e-5)
+    assert report["mean"]["success"] == pytest.approx(0.5)
+    assert "centre_and_corner" in evaluate.format_report(report)
+    with pytest.raises(ConfigError, match="available: centre_and_corner"):
+        evaluate.evaluate_run(run, run_dir="fake", goal_set_name="far", key=jax.random.key(0))
+
+
+# --- render ------------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:os.fork")  # imageio's reader starts ffmpeg (fork + exec)
+def test_render_mp4_has_one_frame_per_state(run_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MUJOCO_GL", "egl")  # the CLI sets it process-wide
+    out = str(tmp_path / "run.mp4")
+    argv = ["render", run_dir, "--out", out, "--episodes", "2", "--steps", "6"]
+    assert main([*argv, "--width", "64", "--height", "48"]) == 0
+    assert "14 frames" in capsys.readouterr().out
+    reader = imageio.get_reader(out)
+    frames = [frame for frame in reader]
+    assert len(frames) == 2 * (6 + 1)  # each episode: its reset state, then one per step
+    assert frames[0].shape == (48, 64, 3) and frames[0].std() > 5
+
+
+def test_png_snapshot_of_a_maze_is_not_blank(tmp_path):
+    """In a fresh process: the CLI must pick the OpenGL platform before mujoco is imported."""
+    out = tmp_path / "maze.png"
+    command = ["render", "--env", "simple_u_maze", "--out", str(out), "--width", "64"]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env["GOALAX_JAX_CACHE"] = jax.config.jax_compilation_cache_dir
+    env.pop("MUJOCO_GL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "goalax.cli", *command, "--height", "64"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    image = imageio.imread(out)
+    assert image.shape[:2] == (64, 64)
+    assert image[..., :3].std() > 10  # walls, floor and ball, not one flat colour
+    red = (image[..., 0] > 150) & (image[..., 1] < 120) & (image[..., 2] < 120)
+    assert red.any()  # the goal marker
+
+
+# --- plot --------------------------------------------------------------------------------------
+
+
+def _fake_run_dir(root, name, energy, finals):
+    """A run directory with one seed per value in ``finals`` (eval/success at steps 0, 100)."""
+    path = root / name
+    path.mkdir(parents=True)
+    config = {"run": {"env": "point", "seed": 0, "run_dir": str(path)}, "agent": {"energy": energy}}
+    (path / "config.json").write_text(json.dumps({**config, "agent_name": "crl"}))
+    rows = [
+        {"env_steps": step, "seed": seed, "eval/success": value if step else 0.0}
+        for step in (0, 100)
+        for seed, value in enumerate(finals)
+    ]
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_plot_two_runs_png_and_final_table(tmp_path, capsys):
+    _fake_run_dir(tmp_path / "runs", "a", "l2", [0.2, 0.4, 0.6])
+    _fake_run_dir(tmp_path / "runs", "b", "dot", [1.0, 0.5])
+    out = tmp_path / "fig.png"
+    argv = ["plot", str(tmp_path / "runs"), "--metric", "eval/success", "--out", str(out)]
+    assert main([*argv, "--group-by", "energy"]) == 0
+    table = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:-1]}
+    assert float(table["energy=l2"][2]) == pytest.approx(0.4) and table["energy=l2"][-1] == "3"
+    assert float(table["energy=dot"][2]) == pytest.approx(0.75) and table["energy=dot"][-1] == "2"
+    image = imageio.imread(out)
+    assert image.ndim == 3 and image.shape[0] > 100
+    # Without --group-by, runs whose configs differ (apart from seed) are separate groups too.
+    summaries = plots.summarise_runs([str(tmp_path / "runs")], "eval/success")
+    assert sorted(s.label for s in summaries) == ["energy=dot", "energy=l2"]
+
+
+def test_bootstrap_ci_contains_the_mean_and_shrinks_with_more_seeds():
+    rng = np.random.default_rng(1)
+    few, many = rng.normal(size=5), rng.normal(size=80)
+    for values in (few, many):
+        low, high = plots.bootstrap_ci(values)
+        assert low <= values.mean() <= high
+    width = [np.subtract(*plots.bootstrap_ci(v)[::-1]) for v in (few, many)]
+    assert width[1] < width[0] / 2
+    assert plots.bootstrap_ci([0.3]) == (0.3, 0.3)
+
+
+# --- sweep -------------------------------------------------------------------------------------
+
+
+def test_sweep_two_values_two_run_dirs(run_dir, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    # seed changes no compiled program, so these runs reuse the fixture's compilations
+    assert main(["sweep", "crl", "--grid", "seed=0,1", "--out", str(out), *TINY_FLAGS]) == 0
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert manifest["grid"] == {"seed": [0, 1]}
+    assert [r["status"] for r in manifest["runs"]] == ["done", "done"]
+    assert sorted(os.listdir(out)) == ["seed=0", "seed=1", "sweep.json"]
+    saved = json.loads((out / "seed=1" / "config.json").read_text())
+    assert saved["run"]["seed"] == 1 and saved["run"]["num_seeds"] == 2
+    assert "goalax plot" in capsys.readouterr().out
+
+
+def test_grid_values_take_the_field_type(tmp_path):
+    base = tiny_config(tmp_path)
+    (tmp_path / "sweep.toml").write_text(
+        '[grid]\nenergy = ["l2", "dot"]\nlayer_norm = [true, false]\nutd_ratio = [0.1]\n'
+    )
+    grid = sweep.resolve_grid(sweep.read_grid_file(str(tmp_path / "sweep.toml")), base)
+    assert [(g.section, g.name, g.values) for g in grid] == [
+        ("agent", "energy", ("l2", "dot")),
+        ("agent", "layer_norm", (True, False)),
+        ("run", "utd_ratio", (0.1,)),
+    ]
+    episode = sweep.resolve_grid({"episode-length": ["none", "1_000"]}, base)[0]
+    assert episode.values == (None, 1000)
+    points = list(sweep.combinations(base, grid, str(tmp_path / "out")))
+    assert len(points) == 4
+    values, config = points[1]
+    assert values == {"energy": "l2", "layer_norm": False, "utd_ratio": 0.1}
+    assert config.agent.layer_norm is False and config.run.utd_ratio == 0.1
+    assert config.run.run_dir.endswith("energy=l2,layer_norm=False,utd_ratio=0.1")
+    assert dataclasses.replace(config, run=base.run, agent=base.agent) == base  # nothing else
+
+
+# --- bad input: one line, exit 2 -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["eval", "/nonexistent/run"], "does not exist"),
+        (["eval"], "required: run_dir"),
+        (["render", "--env", "simple_umaze", "--out", "x.png"], "closest: simple_u_maze"),
+        (["render", "--env", "point", "--out", "x.mp4"], "--out NAME.png"),
+        (["render", "/nonexistent/run", "--out", "x.avi"], ".mp4"),
+        (["plot", "/nonexistent/runs"], "is not a directory"),
+        (["sweep", "crl", "--grid", "enrgy=l2,dot", *TINY_FLAGS], "closest config fields: energy"),
+        (["sweep", "crl", "--grid", "energy=l2,l3", *TINY_FLAGS], "not one of l2"),
+        (["sweep", "crl", "--grid", "num_envs=0,8", *TINY_FLAGS], "--num-envs must be a positive"),
+        (["sweep", "crl", *TINY_FLAGS], "--grid"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv, fragment, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert fragment in one_error_line(capsys)
+    assert os.listdir(tmp_path) == []  # nothing written
+
+
+def test_bad_run_inputs_exit_2(run_dir, tmp_path, capsys):
+    assert main(["eval", run_dir, "--eval-goals", "far"]) == 2
+    assert "unknown goal set 'far'; available:" in one_error_line(capsys)
+    assert main(["eval", run_dir, "--seed-index", "2"]) == 2
+    assert "2 seed(s)" in one_error_line(capsys)
+    no_checkpoint = tmp_path / "copy"
+    no_checkpoint.mkdir()
+    shutil.copy(os.path.join(run_dir, "config.json"), no_checkpoint)
+    assert main(["eval", str(no_checkpoint)]) == 2
+    assert "no checkpoint" in one_error_line(capsys)
+    assert main(["render", run_dir, "--out", str(tmp_path / "x.html")]) == 2
+    assert "no brax system" in one_error_line(capsys)
+    assert main(["plot", run_dir, "--metric", "eval/sucess"]) == 2
+    assert "available: eval/dist" in one_error_line(capsys)
