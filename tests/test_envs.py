@@ -1,7 +1,7 @@
 """GoalEnv contract for every registered task, the registry, and task-specific physics.
 
-Each task's jitted program (vmapped reset + a scanned rollout + a chain of resets) compiles once
-per module in the ``task`` fixture; every contract test reads its outputs.
+Each task's jitted program (vmapped reset + a scanned rollout) compiles once per module in the
+``task`` fixture; every contract test reads its outputs.
 """
 
 from __future__ import annotations
@@ -21,15 +21,16 @@ METRICS = ("dist", "success", "success_easy")
 
 
 def rollout_fn(env: envs.GoalEnv):
-    """jit of ``(key, actions [T, N, A]) -> (first states, step outputs [T, N, ...], goals)``.
+    """jit of ``(reset keys [N_ENVS + N_RESETS], actions [T, N_ENVS, A])`` to
+    ``(first states [N_ENVS], step outputs [T, N_ENVS, ...], goals [N_RESETS, goal_dim])``.
 
-    ``goals [N_RESETS, goal_dim]`` come from consecutive resets along one key chain, the way a
-    training loop draws them.
+    Only the first ``N_ENVS`` reset states are stepped; the other resets only report their goals.
+    (One vmapped reset for both keeps a single copy of the reset in the compiled program.)
     """
 
-    def rollout(key, actions):
-        key_envs, key_chain = jax.random.split(key)
-        first = jax.vmap(env.reset)(jax.random.split(key_envs, N_ENVS))
+    def rollout(reset_keys, actions):
+        states = jax.vmap(env.reset)(reset_keys)
+        first = jax.tree.map(lambda x: x[:N_ENVS], states)
 
         def step(state, action):
             state = jax.vmap(env.step)(state, action)
@@ -37,15 +38,22 @@ def rollout_fn(env: envs.GoalEnv):
             return state, out
 
         _, outputs = jax.lax.scan(step, first, actions)
-
-        def reset_again(key, _):
-            key, key_reset = jax.random.split(key)
-            return key, env.reset(key_reset).info["goal"]
-
-        _, chain_goals = jax.lax.scan(reset_again, key_chain, None, length=N_RESETS)
-        return first, outputs, chain_goals
+        return first, outputs, states.info["goal"][N_ENVS:]
 
     return jax.jit(rollout)
+
+
+def reset_keys(seed: int) -> jax.Array:
+    """``[N_ENVS + N_RESETS, 2]``: keys for parallel envs, then a chain of consecutive resets.
+
+    The chain splits one key again and again, the way a training loop draws its reset keys.
+    """
+    key_envs, key = jax.random.split(jax.random.PRNGKey(seed))
+    chain = []
+    for _ in range(N_RESETS):
+        key, key_reset = jax.random.split(key)
+        chain.append(key_reset)
+    return jnp.concatenate([jax.random.split(key_envs, N_ENVS), jnp.stack(chain)])
 
 
 def random_actions(key, env):
@@ -56,8 +64,7 @@ def random_actions(key, env):
 def task(request):
     env = envs.make(request.param)
     rollout = rollout_fn(env)
-    key = jax.random.PRNGKey(0)
-    first, outputs, chain_goals = rollout(key, random_actions(jax.random.PRNGKey(1), env))
+    first, outputs, chain_goals = rollout(reset_keys(0), random_actions(jax.random.PRNGKey(1), env))
     return {
         "name": request.param,
         "env": env,
@@ -129,12 +136,11 @@ def test_goals_differ_between_keys_and_between_consecutive_resets(task):
 
 def test_reset_is_deterministic_given_key(task):
     env = task["env"]
-    first, _, chain_goals = task["rollout"](
-        jax.random.PRNGKey(0), random_actions(jax.random.PRNGKey(1), env)
-    )
+    actions = random_actions(jax.random.PRNGKey(1), env)
+    first, _, chain_goals = task["rollout"](reset_keys(0), actions)
     np.testing.assert_array_equal(first.obs, task["first"].obs)
     np.testing.assert_array_equal(chain_goals, task["chain_goals"])
-    other, _, _ = task["rollout"](jax.random.PRNGKey(7), random_actions(jax.random.PRNGKey(1), env))
+    other, _, _ = task["rollout"](reset_keys(7), actions)
     assert not np.array_equal(other.info["goal"], task["first"].info["goal"])
 
 
@@ -296,7 +302,7 @@ def test_maze_ball_cannot_pass_through_walls(task):
     angles = np.linspace(0, 2 * np.pi, N_ENVS, endpoint=False) + 0.3
     push = np.stack([np.cos(angles), np.sin(angles)], axis=-1) * 1.5  # clipped to [-1, 1]
     actions = jnp.asarray(np.broadcast_to(push, (N_STEPS, N_ENVS, 2)), jnp.float32)
-    _, (obs, *_), _ = task["rollout"](jax.random.PRNGKey(0), actions)
+    _, (obs, *_), _ = task["rollout"](reset_keys(0), actions)
     clearance = wall_clearance(np.asarray(obs[..., :2]), env.layout, env.cell_size)
     # Soft contacts: a corner impact at full speed sinks ~0.07 into the walls (see docs).
     assert clearance.min() > BALL_RADIUS - 0.1, clearance.min()

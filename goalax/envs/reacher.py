@@ -82,7 +82,7 @@ class Reacher(GoalEnv, PipelineEnv):
         self.goal_indices = (4, 5, 6)
         self.goal_threshold = 0.05
         self.success_easy_threshold = 0.1
-        self.episode_length = 1000 if episode_length is None else episode_length
+        self.episode_length = 50 if episode_length is None else episode_length
         self.dense_reward = dense_reward
         fingertip_geom = self.sys.mj_model.geom("fingertip")
         self._arm_link = int(fingertip_geom.bodyid[0]) - 1  # link indices skip the world body
