@@ -205,26 +205,30 @@ def test_registry_and_cli_flags():
     assert ppo_agent.data == "rollout" and ppo_agent.grad_steps_per_update == 15
 
 
-def synthetic_rollout(key, num_steps=6, num_envs=4, budget=20):
-    """A ``[T, E]`` rollout as the loop passes it, with a terminated and a truncated step."""
-    keys = jax.random.split(key, 4)
-    order = jnp.arange(num_steps)[:, None] * num_envs + jnp.arange(num_envs)[None]
-    return {
-        "state_obs": jax.random.normal(keys[0], (num_steps, num_envs, 4)),
-        "next_state_obs": jax.random.normal(keys[1], (num_steps, num_envs, 4)),
-        "goal": jax.random.normal(keys[2], (num_steps, num_envs, 2)),
-        "action": jax.random.uniform(keys[3], (num_steps, num_envs, 2), minval=-1, maxval=1),
-        "reward": (order % 3 == 0).astype(jnp.float32),
-        "terminated": (order == 5).astype(jnp.float32),
-        "truncated": (order == 10).astype(jnp.float32),
-        "valid": (order < budget).astype(jnp.float32),
+def synthetic_rollout(seed=0, num_steps=6, num_envs=4, budget=20):
+    """A ``[T, E]`` rollout as the loop passes it, with a terminated and a truncated step.
+
+    Built with numpy: eager ``jax.random`` calls would each compile a small program.
+    """
+    rng = np.random.default_rng(seed)
+    order = np.arange(num_steps)[:, None] * num_envs + np.arange(num_envs)[None]
+    data = {
+        "state_obs": rng.normal(size=(num_steps, num_envs, 4)),
+        "next_state_obs": rng.normal(size=(num_steps, num_envs, 4)),
+        "goal": rng.normal(size=(num_steps, num_envs, 2)),
+        "action": rng.uniform(-1, 1, size=(num_steps, num_envs, 2)),
+        "reward": order % 3 == 0,
+        "terminated": order == 5,
+        "truncated": order == 10,
+        "valid": order < budget,
     }
+    return {k: jnp.asarray(v, jnp.float32) for k, v in data.items()}
 
 
 def test_ppo_rejects_rollouts_that_do_not_split_into_minibatches():
     agent = agents.make("ppo", ppo.PPOConfig(num_minibatches=7), **SIZES, env=None)
     state = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
-    rollout = synthetic_rollout(jax.random.PRNGKey(1))  # 6 x 4 = 24 steps
+    rollout = synthetic_rollout()  # 6 x 4 = 24 steps
     with pytest.raises(ConfigError, match="--num-minibatches 7"):
         jax.eval_shape(agent.update, state, rollout, jax.random.PRNGKey(2))
 
@@ -232,53 +236,57 @@ def test_ppo_rejects_rollouts_that_do_not_split_into_minibatches():
 # --- updates: wiring of targets, delays, masks (one compiled program) --------------------------
 
 
-def her_like_batch(key, batch_size=16):
-    keys = jax.random.split(key, 5)
-    return {
-        "state_obs": jax.random.normal(keys[0], (batch_size, 4)),
-        "next_state_obs": jax.random.normal(keys[1], (batch_size, 4)),
-        "goal": jax.random.normal(keys[2], (batch_size, 2)),
-        "action": jax.random.uniform(keys[3], (batch_size, 2), minval=-1, maxval=1),
-        "reward": (jax.random.uniform(keys[4], (batch_size,)) < 0.3).astype(jnp.float32),
-        "terminated": jnp.zeros(batch_size).at[0].set(1.0),
-        "relabelled": jnp.zeros(batch_size).at[:4].set(1.0),
+def her_like_batch(seed=0, batch_size=16):
+    rng = np.random.default_rng(seed)
+    data = {
+        "state_obs": rng.normal(size=(batch_size, 4)),
+        "next_state_obs": rng.normal(size=(batch_size, 4)),
+        "goal": rng.normal(size=(batch_size, 2)),
+        "action": rng.uniform(-1, 1, size=(batch_size, 2)),
+        "reward": rng.random(batch_size) < 0.3,
+        "terminated": np.arange(batch_size) == 0,
+        "relabelled": np.arange(batch_size) < 4,
     }
+    return {k: jnp.asarray(v, jnp.float32) for k, v in data.items()}
 
 
 @pytest.fixture(scope="module")
 def update_results():
     """SAC one update, TD3 two updates, PPO on a rollout with and without garbage past the
-    budget, PPO acting with two normalisers: all in one jitted program."""
+    budget, PPO acting before and after: one compiled update per agent."""
     small = dict(width=16, actor_width=16)
     sac_agent = sac.make(sac.SACConfig(tau=0.1, **small), **SIZES)
     td3_agent = td3.make(td3.TD3Config(tau=0.1, policy_delay=2, **small), **SIZES)
     ppo_agent = ppo.make(ppo.PPOConfig(num_minibatches=4, num_epochs=2, **small), **SIZES)
+    key = jax.random.PRNGKey(0)
+    batch = her_like_batch()
 
-    @jax.jit
-    def run(key):
-        batch = her_like_batch(key)
-        sac_before = sac_agent.init(key)
-        sac_after, sac_metrics = sac_agent.update(sac_before, batch, key)
-        td3_states = [td3_agent.init(key)]
-        for i in range(2):
-            td3_states.append(
-                td3_agent.update(td3_states[-1], batch, jax.random.fold_in(key, i))[0]
-            )
-        rollout = synthetic_rollout(key)
-        garbage = {
-            k: jnp.where(rollout["valid"].reshape(v.shape[:2] + (1,) * (v.ndim - 2)) > 0, v, 1e3)
-            for k, v in rollout.items()
-            if k != "valid"
-        }
-        ppo_before = ppo_agent.init(key)
-        ppo_after, ppo_metrics = ppo_agent.update(ppo_before, rollout, key)
-        ppo_garbage, _ = ppo_agent.update(ppo_before, {**garbage, "valid": rollout["valid"]}, key)
-        obs = jnp.concatenate([rollout["state_obs"][0], rollout["goal"][0]], axis=-1)
-        acts = [ppo_agent.act(p.params, obs, key, True) for p in (ppo_before, ppo_after)]
-        return (sac_before, sac_after, sac_metrics, td3_states, ppo_before, ppo_after,
-                ppo_metrics, ppo_garbage, acts)  # fmt: skip
+    sac_before = sac_agent.init(key)
+    sac_after, sac_metrics = jax.jit(sac_agent.update)(sac_before, batch, key)
 
-    return run(jax.random.PRNGKey(0))
+    td3_update = jax.jit(td3_agent.update)
+    td3_states = [td3_agent.init(key)]
+    for i in range(2):
+        td3_states.append(td3_update(td3_states[-1], batch, jax.random.fold_in(key, i))[0])
+
+    ppo_before = ppo_agent.init(key)
+    rollout = synthetic_rollout()
+    # on-policy actions, as collected: stored actions come from the params that update starts at
+    obs = jnp.concatenate([rollout["state_obs"], rollout["goal"]], axis=-1)
+    rollout["action"] = ppo_agent.act(ppo_before.params, obs, key, False)
+    past_budget = rollout["valid"] == 0
+    garbage = {
+        k: v
+        if k == "valid"
+        else jnp.where(past_budget.reshape(v.shape[:2] + (1,) * (v.ndim - 2)), 1e3, v)
+        for k, v in rollout.items()
+    }
+    ppo_update = jax.jit(ppo_agent.update)
+    ppo_after, ppo_metrics = ppo_update(ppo_before, rollout, key)
+    ppo_garbage, _ = ppo_update(ppo_before, garbage, key)
+    acts = [ppo_agent.act(p.params, obs[0], key, True) for p in (ppo_before, ppo_after)]
+    return (sac_before, sac_after, sac_metrics, td3_states, ppo_before, ppo_after,
+            ppo_metrics, ppo_garbage, acts)  # fmt: skip
 
 
 def tree_max_diff(a, b) -> float:

@@ -33,6 +33,9 @@ from goalax.networks import MLP, TanhGaussianActor, deterministic_action, sample
 
 #: atanh of a stored action is taken after clipping into the open interval by this margin.
 ACTION_EPS = 1e-6
+#: Log-ratios are clamped to ±20 before ``exp`` (float32 overflows at 88). Only a sample so far
+#: off-policy that its gradient would explode loses its gradient; sane data never gets there.
+LOG_RATIO_CLIP = 20.0
 #: Normalised observations are clipped to this range so a rare outlier cannot blow up a layer.
 NORMALISED_OBS_CLIP = 10.0
 
@@ -267,7 +270,11 @@ def make(
     def loss_fn(nets, mb):
         actor_params, value_params = nets
         mean, log_std = actor.apply(actor_params, mb["obs"])
-        log_ratio = gaussian_log_prob(mean, log_std, mb["action"]) - mb["old_log_prob"]
+        log_ratio = jnp.clip(
+            gaussian_log_prob(mean, log_std, mb["action"]) - mb["old_log_prob"],
+            -LOG_RATIO_CLIP,
+            LOG_RATIO_CLIP,
+        )
         w = mb["valid"]
         policy_loss = clipped_surrogate_loss(log_ratio, mb["advantage"], config.clip_epsilon, w)
         value_loss = 0.5 * weighted_mean(
