@@ -24,7 +24,7 @@ import tyro
 from goalax.agents.crl import CRLConfig
 from goalax.config import ConfigError, RunConfig, TrainConfig
 from goalax.training import rollout
-from goalax.training.loop import build, make_env, seed_keys
+from goalax.training.loop import build, compile_program, init_state, make_env
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,10 @@ def _device_peak_mb() -> float | None:
 
 def _bench_training(config: TrainConfig, iterations: int) -> dict:
     program = build(config)
-    state = jax.jit(program.init)(seed_keys(config))
+    state = init_state(program)
     steps = program.schedule.steps_per_iteration
     t0 = time.perf_counter()
-    chunk = jax.jit(program.chunk, donate_argnums=0).lower(state, jnp.int32(0)).compile()
+    chunk, _ = compile_program(program, state)
     compile_s = time.perf_counter() - t0
     state = chunk(state, jnp.int32(steps))  # warm-up iteration
     int(state.env_steps)

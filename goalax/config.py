@@ -54,6 +54,8 @@ class RunConfig:
     """Evaluation episodes per evaluation (one per env, deterministic policy)."""
     run_dir: str | None = None
     """Output directory; default ``runs/<agent>-<env>-s<seed>-<YYYYmmdd-HHMMSS>``."""
+    num_devices: int | None = None
+    """Devices to split the envs and buffer over (data parallel); default: all local devices."""
     quiet: bool = False
     """No progress bar or per-evaluation lines."""
     resume: str | None = None
@@ -140,7 +142,9 @@ class TrainConfig:
 
 
 #: RunConfig fields that may change when a run is resumed (they do not change what is learned).
-RESUMABLE_FIELDS = frozenset({"total_env_steps", "eval_every", "quiet", "run_dir", "resume"})
+RESUMABLE_FIELDS = frozenset(
+    {"total_env_steps", "eval_every", "quiet", "run_dir", "resume", "num_devices"}
+)
 
 
 def resume_conflicts(saved: TrainConfig, new: TrainConfig) -> list[str]:

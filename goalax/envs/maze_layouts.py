@@ -129,3 +129,44 @@ def wall_rectangles(layout: Layout) -> list[tuple[int, int, int, int]]:
             unclaimed[row : row_end + 1, col : col_end + 1] = False
             rectangles.append((row, col, row_end, col_end))
     return rectangles
+
+
+def start_cell(layout: Layout) -> tuple[int, int]:
+    """The fixed start cell of the locomotion mazes: the first free cell in row-major order
+    (D4RL's bottom-left start of the U-maze, drawn as the top-left cell here)."""
+    row, col = free_cells(layout)[0]
+    return int(row), int(col)
+
+
+def eval_goal_cells(layout: Layout, cell_size: float, start: tuple[int, int]) -> dict:
+    """Named evaluation goals ``{"far": [n, 2], "all": [m, 2]}`` (world xy of cell centres).
+
+    ``all``: every free cell but ``start``; ``far``: the free cells whose shortest-path distance
+    from ``start`` is at least half the largest one (the hardest goals, always non-empty).
+    """
+    dist = cell_distances(layout, start)
+    cells = free_cells(layout)
+    steps = dist[cells[:, 0], cells[:, 1]]
+    far = cells[steps >= max(1, int(np.ceil(steps.max() / 2)))]
+    others = cells[steps > 0]
+    return {
+        "far": cell_to_xy(far, layout, cell_size).astype(np.float32),
+        "all": cell_to_xy(others, layout, cell_size).astype(np.float32),
+    }
+
+
+def wall_geoms_mjcf(
+    layout: Layout, cell_size: float, half_height: float, rgba: str = "0.55 0.5 0.45 1"
+) -> str:
+    """MJCF ``<geom>`` boxes for the layout's walls (merged rectangles), colliding with all."""
+    geoms = []
+    for i, (row0, col0, row1, col1) in enumerate(wall_rectangles(layout)):
+        corners = np.array([[row1, col0], [row0, col1]])  # bottom-left, top-right cell
+        low, high = cell_to_xy(corners, layout, cell_size)
+        centre, half = (low + high) / 2, (high - low + cell_size) / 2
+        geoms.append(
+            f'<geom name="wall{i}" type="box" pos="{centre[0]} {centre[1]} {half_height}" '
+            f'size="{half[0]} {half[1]} {half_height}" contype="1" conaffinity="1" '
+            f'rgba="{rgba}"/>'
+        )
+    return "\n".join(geoms)

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from goalax.envs import maze_layouts
+from goalax.envs.ant import Ant, AntBall, AntPush
+from goalax.envs.ant_maze import AntBallMaze, AntMaze
 from goalax.envs.base import GoalEnv
 from goalax.envs.point import PointEnv
 from goalax.envs.point_maze import PointMaze
@@ -57,6 +59,39 @@ _REGISTRY: dict[str, _Entry] = {
         PointMaze.backends,
     ),
 }
+
+_MAZE_SIZES = {"u_maze": "5x5 U-maze", "big_maze": "8x8 maze", "hardest_maze": "9x12 maze"}
+_REGISTRY.update(
+    {
+        "ant": _Entry(Ant, "quadruped ant: torso xy to a point 10 away", Ant.backends),
+        "ant_random_start": _Entry(
+            functools.partial(Ant, random_start=True),
+            "ant from a random start in [-5, 5]^2 to a point 10 away",
+            Ant.backends,
+        ),
+        "ant_ball": _Entry(
+            AntBall, "Ant Soccer: ant pushes a ball to a point 5 away", AntBall.backends
+        ),
+        "ant_push": _Entry(
+            AntPush, "ant pushes a block out of a doorway to reach a point", AntPush.backends
+        ),
+        "ant_ball_maze": _Entry(
+            functools.partial(AntBallMaze, maze_layouts.U_MAZE),
+            "Ant Soccer in the 5x5 U-maze (cell 4.0; = ant_ball_u_maze)",
+            AntBallMaze.backends,
+        ),
+    }
+)
+for _size, _what in _MAZE_SIZES.items():
+    _layout = maze_layouts.LAYOUTS[_size]
+    _REGISTRY[f"ant_{_size}"] = _Entry(
+        functools.partial(AntMaze, _layout), f"ant in a {_what} (cell 4.0)", AntMaze.backends
+    )
+    _REGISTRY[f"ant_ball_{_size}"] = _Entry(
+        functools.partial(AntBallMaze, _layout),
+        f"Ant Soccer in a {_what} (cell 4.0)",
+        AntBallMaze.backends,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

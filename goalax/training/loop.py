@@ -18,7 +18,7 @@ from flax import struct
 from goalax import agents, envs, relabel
 from goalax import buffer as replay
 from goalax.config import ConfigError, Schedule, TrainConfig, make_schedule
-from goalax.training import rollout
+from goalax.training import rollout, sharding
 
 
 @struct.dataclass
@@ -49,6 +49,7 @@ class Program(NamedTuple):
     init: Any  # (seed_keys [K]) -> TrainState
     chunk: Any  # (TrainState, target_env_steps) -> TrainState
     evaluate: Any  # (TrainState) -> metrics dict, leaves [K]
+    mesh: Any = None  # jax.sharding.Mesh over the "data" axis, or None on one device
 
 
 def make_env(config: TrainConfig) -> envs.GoalEnv:
@@ -204,7 +205,44 @@ def build(config: TrainConfig) -> Program:
 
         return over_seeds(one, run.num_seeds)(state.seeds)
 
-    return Program(config, env, schedule, agent, init, chunk, evaluate)
+    mesh = sharding.make_mesh(run.num_devices, run.num_envs)
+    return Program(config, env, schedule, agent, init, chunk, evaluate, mesh)
+
+
+def init_state(program: Program) -> TrainState:
+    """The initial state, placed on the program's devices."""
+    keys = seed_keys(program.config)
+    if program.mesh is None:
+        return jax.jit(program.init)(keys)
+    shardings = sharding.state_shardings(program.mesh, jax.eval_shape(program.init, keys))
+    return jax.jit(program.init, out_shardings=shardings)(keys)
+
+
+def place(program: Program, state: TrainState) -> TrainState:
+    """Put a (restored) state onto the program's devices."""
+    if program.mesh is None:
+        return state
+    return jax.device_put(state, sharding.state_shardings(program.mesh, state))
+
+
+def compile_program(program: Program, state: TrainState) -> tuple[Any, Any]:
+    """Ahead-of-time compiled ``chunk`` (state donated) and ``evaluate``: one compilation each
+    per run; calling them with other shapes raises instead of silently recompiling."""
+    target = jnp.int32(0)
+    if program.mesh is None:
+        chunk = jax.jit(program.chunk, donate_argnums=0)
+        evaluate = jax.jit(program.evaluate)
+    else:
+        shardings = sharding.state_shardings(program.mesh, state)
+        rep = sharding.replicated(program.mesh)
+        chunk = jax.jit(
+            program.chunk,
+            donate_argnums=0,
+            in_shardings=(shardings, rep),
+            out_shardings=shardings,
+        )
+        evaluate = jax.jit(program.evaluate, in_shardings=(shardings,), out_shardings=rep)
+    return chunk.lower(state, target).compile(), evaluate.lower(state).compile()
 
 
 def over_seeds(fn, num_seeds: int):

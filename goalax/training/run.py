@@ -20,7 +20,16 @@ import numpy as np
 from goalax.config import ConfigError, TrainConfig, from_dict, resume_conflicts, to_dict
 from goalax.training import checkpoint
 from goalax.training.logging import MetricsLogger, read_jsonl
-from goalax.training.loop import Program, TrainResult, TrainState, build, seed_keys
+from goalax.training.loop import (
+    Program,
+    TrainResult,
+    TrainState,
+    build,
+    compile_program,
+    init_state,
+    place,
+    seed_keys,
+)
 from goalax.training.progress import Reporter
 
 EVAL_KEYS = ("success", "success_easy", "success_at_end", "time_at_goal", "dist", "episode_return")
@@ -145,7 +154,7 @@ def train(config: TrainConfig) -> TrainResult:
     program = build(config)  # validates everything before anything is written
     run_dir = prepare_run_dir(config.run.run_dir or default_run_dir(config))
     _write_config(config, run_dir)
-    state = jax.jit(program.init)(seed_keys(config))
+    state = init_state(program)
     return _train_loop(program, state, run_dir)
 
 
@@ -184,7 +193,7 @@ def restore_state(program: Program, run_dir: str) -> TrainState:
         ) from err
     finally:
         mngr.close()
-    return state
+    return place(program, state)
 
 
 def _truncate_metrics(run_dir: str, env_steps: int, names: tuple[str, ...]) -> None:
@@ -255,8 +264,7 @@ def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResul
     try:
         with stop_requests() as stop:
             compile_start = time.perf_counter()
-            chunk = jax.jit(program.chunk, donate_argnums=0).lower(state, jnp.int32(0)).compile()
-            evaluate = jax.jit(program.evaluate).lower(state).compile()
+            chunk, evaluate = compile_program(program, state)
             reporter.message(
                 f"compiled in {time.perf_counter() - compile_start:.1f}s; run dir {run_dir}"
             )
