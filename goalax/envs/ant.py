@@ -103,7 +103,9 @@ def ant_system(xml: str, backend: str) -> tuple[brax.System, int]:
     if backend == "mjx":
         sys = mjx_fast_solver(sys)
     if backend == "positional":
-        sys = sys.replace(actuator=sys.actuator.replace(gear=200 * jnp.ones_like(sys.actuator.gear)))
+        sys = sys.replace(
+            actuator=sys.actuator.replace(gear=200 * jnp.ones_like(sys.actuator.gear))
+        )
     return sys, n_frames
 
 

@@ -1,4 +1,4 @@
-"""Ant mazes: ``ant_{u,big,hardest}_maze`` and Ant Soccer in a maze ``ant_ball_{u,big,hardest}_maze``
+"""Ant mazes ``ant_{u,big,hardest}_maze``, Ant Soccer mazes ``ant_ball_{u,big,hardest}_maze``
 (``ant_ball_maze`` is the U-maze variant).
 
 The D4RL layouts of ``maze_layouts`` with cell size 4, walls 2 high. The ant always starts at the
