@@ -16,6 +16,8 @@ from goalax.envs import maze_layouts
 from goalax.envs.ant import Ant, AntBall, AntPush
 from goalax.envs.ant_maze import AntBallMaze, AntMaze
 from goalax.envs.base import GoalEnv
+from goalax.envs.cheetah import Cheetah
+from goalax.envs.humanoid import Humanoid
 from goalax.envs.point import PointEnv
 from goalax.envs.point_maze import PointMaze
 from goalax.envs.reacher import Reacher
@@ -92,6 +94,19 @@ for _size, _what in _MAZE_SIZES.items():
         f"Ant Soccer in a {_what} (cell 4.0)",
         AntBallMaze.backends,
     )
+
+_REGISTRY["humanoid"] = _Entry(
+    Humanoid, "humanoid: torso to a standing-height point 1-5 away", Humanoid.backends
+)
+for _size, _what in _MAZE_SIZES.items():
+    _REGISTRY[f"humanoid_{_size}"] = _Entry(
+        functools.partial(Humanoid, layout=maze_layouts.LAYOUTS[_size]),
+        f"humanoid in a {_what} (cell 2.0)",
+        Humanoid.backends,
+    )
+_REGISTRY["cheetah"] = _Entry(
+    Cheetah, "half cheetah: torso x to a goal in [3, 7]", Cheetah.backends
+)
 
 
 @dataclasses.dataclass(frozen=True)
