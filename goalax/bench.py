@@ -21,26 +21,39 @@ import jax
 import jax.numpy as jnp
 import tyro
 
-from goalax.agents.crl import CRLConfig
+from goalax import agents
 from goalax.config import ConfigError, RunConfig, TrainConfig
 from goalax.training import rollout
 from goalax.training.loop import build, compile_program, init_state, make_env
 
 
 @dataclass(frozen=True)
-class BenchConfig:
-    """Benchmark the training iteration of ``goalax train AGENT`` with the same flags."""
+class BenchOptions:
+    """What to measure (the run and agent flags are those of ``goalax train AGENT``)."""
 
-    run: Annotated[RunConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=RunConfig)
-    agent_config: Annotated[CRLConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=CRLConfig)
     agent: str = "crl"
-    """Agent to benchmark."""
+    """Agent to benchmark (its flags are accepted too)."""
     iterations: int = 5
     """Timed training iterations (after one warm-up iteration)."""
     physics_only: bool = False
     """Time env stepping with random actions only (no learning): the throughput ceiling."""
     json: bool = False
     """Print one JSON object instead of a table."""
+
+
+def bench_command(agent_name: str) -> type:
+    """Flags of ``goalax bench --agent NAME``: run, agent and bench options, flat."""
+    agent_config = agents.config_class(agent_name)
+    flat = tyro.conf.OmitArgPrefixes
+    return dataclasses.make_dataclass(
+        f"Bench{agent_name.upper()}",
+        [
+            ("run", Annotated[RunConfig, flat], field(default_factory=RunConfig)),
+            ("agent", Annotated[agent_config, flat], field(default_factory=agent_config)),
+            ("bench", Annotated[BenchOptions, flat], field(default_factory=BenchOptions)),
+        ],
+        frozen=True,
+    )
 
 
 def _peak_rss_mb() -> float:
@@ -118,13 +131,11 @@ def _bench_physics(config: TrainConfig, iterations: int) -> dict:
     }
 
 
-def run_bench(cfg: BenchConfig) -> dict:
+def run_bench(config: TrainConfig, options: BenchOptions) -> dict:
     """Run the benchmark, print the result (JSON or a table) and return it."""
+    cfg = options
     if cfg.iterations < 1:
         raise ConfigError(f"--iterations must be a positive integer, got {cfg.iterations}")
-    if cfg.agent != "crl":
-        raise ConfigError(f"unknown agent '{cfg.agent}'; available: crl")
-    config = TrainConfig(run=cfg.run, agent=cfg.agent_config, agent_name=cfg.agent)
     if cfg.physics_only:
         result = _bench_physics(config, cfg.iterations)
     else:
@@ -138,9 +149,9 @@ def run_bench(cfg: BenchConfig) -> dict:
             "device": f"{device.platform}:{device.device_kind}",
             "num_devices": jax.device_count(),
             "config": {
-                "agent": cfg.agent,
-                "run": dataclasses.asdict(cfg.run),
-                "agent_config": dataclasses.asdict(cfg.agent_config),
+                "agent": config.agent_name,
+                "run": dataclasses.asdict(config.run),
+                "agent_config": dataclasses.asdict(config.agent),
                 "iterations": cfg.iterations,
             },
         }

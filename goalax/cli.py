@@ -77,11 +77,12 @@ def _train_command(agent_name: str) -> type:
     )
 
 
-def _resume_dir(argv: list[str]) -> str | None:
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    """Value of ``flag`` (``--flag V`` or ``--flag=V``) before tyro parses the rest."""
     for i, arg in enumerate(argv):
-        if arg == "--resume" and i + 1 < len(argv):
+        if arg == flag and i + 1 < len(argv):
             return argv[i + 1]
-        if arg.startswith("--resume="):
+        if arg.startswith(flag + "="):
             return arg.split("=", 1)[1]
     return None
 
@@ -100,7 +101,7 @@ def train_main(argv: list[str]) -> int:
 
     command = _train_command(agent_name)
     default = None
-    resume_dir = _resume_dir(rest)
+    resume_dir = _flag_value(rest, "--resume")
     if resume_dir:  # flags not given keep the resumed run's values
         from goalax.training.run import load_config
 
@@ -160,13 +161,16 @@ def envs_main(argv: list[str]) -> int:
 
 
 def bench_main(argv: list[str]) -> int:
-    from goalax.bench import BenchConfig, run_bench
-    from goalax.config import ConfigError
+    from goalax.bench import bench_command, run_bench
+    from goalax.config import ConfigError, TrainConfig
 
-    cfg = tyro.cli(BenchConfig, args=argv, prog="goalax bench")
+    agent_name = _flag_value(argv, "--agent") or "crl"
+    if agent_name not in AGENTS:
+        return _fail(f"unknown agent '{agent_name}'; closest: {_closest(agent_name, AGENTS)}")
+    cmd = tyro.cli(bench_command(agent_name), args=argv, prog="goalax bench")
     _setup_process()
     try:
-        run_bench(cfg)
+        run_bench(TrainConfig(cmd.run, cmd.agent, agent_name), cmd.bench)
     except ConfigError as err:
         return _fail(str(err))
     return 0

@@ -102,19 +102,22 @@ def validate(run: RunConfig) -> None:
         _fail(f"--utd-ratio must be a positive number, got {run.utd_ratio}")
 
 
-def make_schedule(run: RunConfig, env_episode_length: int) -> Schedule:
-    """Derive iteration sizes; raises ConfigError when the sizes cannot fit together."""
+def make_schedule(run: RunConfig, env_episode_length: int, uses_replay: bool = True) -> Schedule:
+    """Derive iteration sizes; raises ConfigError when the sizes cannot fit together.
+
+    On-policy agents (``uses_replay=False``) keep no buffer, so its sizes are not checked.
+    """
     validate(run)
     episode_length = run.episode_length or env_episode_length
     steps_per_iteration = run.num_envs * run.unroll_length
     buffer_rows = run.buffer_size // run.num_envs
-    if buffer_rows < run.unroll_length:
+    if uses_replay and buffer_rows < run.unroll_length:
         _fail(
             f"--buffer-size {run.buffer_size} holds {buffer_rows} steps per env, fewer than one "
             f"iteration's --unroll-length {run.unroll_length}; raise --buffer-size to at least "
             f"{run.num_envs * run.unroll_length} or lower --num-envs/--unroll-length"
         )
-    if run.batch_size > run.buffer_size:
+    if uses_replay and run.batch_size > run.buffer_size:
         _fail(
             f"--batch-size {run.batch_size} is larger than the buffer ({run.buffer_size} "
             "transitions); lower --batch-size or raise --buffer-size"

@@ -20,6 +20,7 @@ from goalax.envs.cheetah import Cheetah
 from goalax.envs.humanoid import Humanoid
 from goalax.envs.point import PointEnv
 from goalax.envs.point_maze import PointMaze
+from goalax.envs.pusher import Pusher
 from goalax.envs.reacher import Reacher
 
 __all__ = ["EnvSpec", "UnknownEnvError", "make", "names", "spec"]
@@ -107,6 +108,14 @@ for _size, _what in _MAZE_SIZES.items():
 _REGISTRY["cheetah"] = _Entry(
     Cheetah, "half cheetah: torso x to a goal in [3, 7]", Cheetah.backends
 )
+
+for _name, _variant, _what in (
+    ("pusher_easy", "easy", "7-joint arm pushes a puck to a goal 0.12-0.25 from it"),
+    ("pusher_hard", "hard", "7-joint arm pushes a puck to a goal anywhere in a 0.6 square"),
+    ("pusher_reacher", "reacher", "7-joint pusher arm: fingertip to a point on the table"),
+    ("pusher2", "two", "7-joint arm pushes two pucks to two goal regions"),
+):
+    _REGISTRY[_name] = _Entry(functools.partial(Pusher, variant=_variant), _what, Pusher.backends)
 
 
 @dataclasses.dataclass(frozen=True)

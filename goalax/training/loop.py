@@ -82,8 +82,8 @@ def make_agent(config: TrainConfig, env: envs.GoalEnv) -> agents.Agent:
 def build(config: TrainConfig) -> Program:
     """Validate the config against the task and build the run's pure functions."""
     env = make_env(config)
-    schedule = make_schedule(config.run, env.episode_length)
     agent = make_agent(config, env)
+    schedule = make_schedule(config.run, env.episode_length, uses_replay=agent.data != "rollout")
     run = config.run
     on_policy = agent.data == "rollout"
 

@@ -152,6 +152,7 @@ def train(config: TrainConfig) -> TrainResult:
     if config.run.resume:
         return resume(config)
     program = build(config)  # validates everything before anything is written
+    check_traces(program)
     run_dir = prepare_run_dir(config.run.run_dir or default_run_dir(config))
     _write_config(config, run_dir)
     state = init_state(program)
@@ -163,6 +164,16 @@ def _write_config(config: TrainConfig, run_dir: str) -> None:
     run = dataclasses.replace(config.run, run_dir=run_dir, resume=None)
     with open(os.path.join(run_dir, "config.json"), "w") as f:
         json.dump(to_dict(dataclasses.replace(config, run=run)), f, indent=2)
+
+
+def check_traces(program: Program) -> None:
+    """Trace (not compile) the training program so shape errors that only appear when the
+    program is built (e.g. PPO minibatch sizes) are reported before the run dir is written."""
+    like = jax.eval_shape(program.init, seed_keys(program.config))
+    try:
+        jax.eval_shape(program.chunk, like, jnp.int32(0))
+    except ValueError as err:
+        raise ConfigError(str(err).splitlines()[0]) from err
 
 
 def load_config(run_dir: str) -> TrainConfig:
