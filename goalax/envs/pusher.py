@@ -34,7 +34,9 @@ PUCK_HOME = (0.45, -0.05, -0.275)
 
 
 def pusher_mjcf(n_pucks: int) -> str:
-    xml = brax_asset("pusher.xml")
+    xml = brax_asset("pusher.xml").replace(
+        '<!--<body name="object" pos="0.55 -0.3 -0.275" >-->', ""
+    )
     start = xml.index('<body name="goal"')
     xml = xml[:start] + xml[xml.index("</body>", start) + len("</body>") :]
     start = xml.index('<body name="object"')
