@@ -71,7 +71,7 @@ def _bench_training(config: TrainConfig, iterations: int) -> dict:
     state = init_state(program)
     steps = program.schedule.steps_per_iteration
     t0 = time.perf_counter()
-    chunk, _ = compile_program(program, state)
+    chunk, _, _ = compile_program(program, state)
     compile_s = time.perf_counter() - t0
     state = chunk(state, jnp.int32(steps))  # warm-up iteration
     int(state.env_steps)

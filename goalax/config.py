@@ -55,7 +55,13 @@ class RunConfig:
     run_dir: str | None = None
     """Output directory; default ``runs/<agent>-<env>-s<seed>-<YYYYmmdd-HHMMSS>``."""
     num_devices: int | None = None
-    """Devices to split the envs and buffer over (data parallel); default: all local devices."""
+    """Devices to split the envs and buffer over (data parallel); default: all devices."""
+    coordinator_address: str | None = None
+    """host:port of process 0 for multi-host training (jax.distributed); SLURM is auto-detected."""
+    num_processes: int | None = None
+    """Number of processes (hosts) training one model together."""
+    process_id: int | None = None
+    """Index of this process in [0, --num-processes)."""
     quiet: bool = False
     """No progress bar or per-evaluation lines."""
     resume: str | None = None
@@ -146,7 +152,17 @@ class TrainConfig:
 
 #: RunConfig fields that may change when a run is resumed (they do not change what is learned).
 RESUMABLE_FIELDS = frozenset(
-    {"total_env_steps", "eval_every", "quiet", "run_dir", "resume", "num_devices"}
+    {
+        "total_env_steps",
+        "eval_every",
+        "quiet",
+        "run_dir",
+        "resume",
+        "num_devices",
+        "coordinator_address",
+        "num_processes",
+        "process_id",
+    }
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from goalax.envs.base import GoalEnv, State
@@ -73,6 +74,12 @@ class PointEnv(GoalEnv):
         # A wall stops the motion into it but not the motion along it.
         physics = PointPhysics(pos=clipped, vel=jnp.where(clipped != pos, 0.0, vel))
         return self._state(physics, state.info["goal"], info=state.info)
+
+    def eval_goal_sets(self) -> dict[str, np.ndarray]:
+        """``ring``: 8 goals every 45 degrees at distance 0.8 from the centre."""
+        angles = np.deg2rad(np.arange(0.0, 360.0, 45.0))
+        ring = 0.8 * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+        return {"ring": ring.astype(np.float32)}
 
     def state_obs(self, physics: PointPhysics) -> jax.Array:
         """``[4]``: ``[x, y, vx, vy]``."""

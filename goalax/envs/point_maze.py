@@ -36,15 +36,7 @@ N_FRAMES = 4
 
 def maze_mjcf(layout: maze_layouts.Layout, cell_size: float = CELL_SIZE) -> str:
     """MJCF of the maze walls plus the actuated ball (mass 1, at the origin)."""
-    walls = []
-    for i, (row0, col0, row1, col1) in enumerate(maze_layouts.wall_rectangles(layout)):
-        corners = np.array([[row1, col0], [row0, col1]])  # bottom-left, top-right cell
-        low, high = maze_layouts.cell_to_xy(corners, layout, cell_size)
-        centre, half = (low + high) / 2, (high - low + cell_size) / 2
-        walls.append(
-            f'<geom name="wall{i}" type="box" pos="{centre[0]} {centre[1]} {WALL_HALF_HEIGHT}" '
-            f'size="{half[0]} {half[1]} {WALL_HALF_HEIGHT}" rgba="0.55 0.5 0.45 1"/>'
-        )
+    walls = maze_layouts.wall_geoms_mjcf(layout, cell_size, WALL_HALF_HEIGHT)
     n_rows, n_cols = np.asarray(layout).shape
     floor = f"{n_cols * cell_size / 2} {n_rows * cell_size / 2} 0.1"
     # vel_damping is the drag for the maximal-coordinate backends (spring, positional), the joint
@@ -67,7 +59,7 @@ def maze_mjcf(layout: maze_layouts.Layout, cell_size: float = CELL_SIZE) -> str:
     <light pos="0 0 20" dir="0 0 -1" diffuse="0.8 0.8 0.8"/>
     <geom name="floor" type="plane" size="{floor}" contype="0" conaffinity="0"
           rgba="0.9 0.9 0.9 1"/>
-    {"".join(walls)}
+    {walls}
     <body name="ball" pos="0 0 {BALL_RADIUS}">
       <joint name="ball_x" type="slide" axis="1 0 0" damping="{DAMPING}"/>
       <joint name="ball_y" type="slide" axis="0 1 0" damping="{DAMPING}"/>
@@ -113,6 +105,10 @@ class PointMaze(GoalEnv, PipelineEnv):
     def free_cell_centers(self) -> np.ndarray:
         """``[n_free, 2]`` world ``(x, y)`` of the free cells' centres (row-major order)."""
         return maze_layouts.free_cell_centers(self.layout, self.cell_size)
+
+    def eval_goal_sets(self) -> dict[str, np.ndarray]:
+        """``all``: every free cell's centre. Starts are random, so no set is "far" from them."""
+        return {"all": self.free_cell_centers()}
 
     def reset(self, rng: jax.Array) -> State:
         key_cells, key_start, key_goal = jax.random.split(rng, 3)

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import brax
 import jax
 import jax.numpy as jnp
+import numpy as np
 from brax import math
 from brax.envs.base import PipelineEnv
 from brax.io import mjcf
@@ -102,6 +103,23 @@ class Reacher(GoalEnv, PipelineEnv):
     def step(self, state: State, action: jax.Array) -> State:
         pipeline_state = self.pipeline_step(state.pipeline_state, action)
         return self._state(pipeline_state, state.info["goal"], info=state.info)
+
+    def with_goal(self, state: State, goal: jax.Array) -> State:
+        """Swap the goal and move the target marker there (the arm is untouched)."""
+        goal = jnp.asarray(goal, jnp.float32)
+        physics = state.pipeline_state
+        q = physics.q.at[2:].set(goal[:2])
+        qd = physics.qd.at[2:].set(0.0)
+        return super().with_goal(state.replace(pipeline_state=self.pipeline_init(q, qd)), goal)
+
+    def eval_goal_sets(self) -> dict[str, np.ndarray]:
+        """``ring``: 8 goals every 45 degrees at radius 0.15, at the fingertip's height."""
+        angles = np.deg2rad(np.arange(0.0, 360.0, 45.0))
+        ring = np.stack(
+            [0.15 * np.cos(angles), 0.15 * np.sin(angles), np.full(8, self._fingertip_height)],
+            axis=-1,
+        )
+        return {"ring": ring.astype(np.float32)}
 
     def sample_goal(self, key: jax.Array) -> jax.Array:
         """``[3]``: uniform in the disc of radius ``GOAL_RADIUS``, at the fingertip's height."""

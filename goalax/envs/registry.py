@@ -15,6 +15,7 @@ from typing import NamedTuple
 from goalax.envs import maze_layouts
 from goalax.envs.ant import Ant, AntBall, AntPush
 from goalax.envs.ant_maze import AntBallMaze, AntMaze
+from goalax.envs.arm import Arm
 from goalax.envs.base import GoalEnv
 from goalax.envs.cheetah import Cheetah
 from goalax.envs.humanoid import Humanoid
@@ -116,6 +117,20 @@ for _name, _variant, _what in (
     ("pusher2", "two", "7-joint arm pushes two pucks to two goal regions"),
 ):
     _REGISTRY[_name] = _Entry(functools.partial(Pusher, variant=_variant), _what, Pusher.backends)
+
+for _variant, _what in (
+    ("reach", "end effector to a point above the table"),
+    ("grasp", "close the gripper on the cube where it lies"),
+    ("push_easy", "push the cube to a small region ahead of it"),
+    ("push_hard", "push the cube anywhere on a 0.35 x 0.6 table area"),
+    ("binpick_easy", "move the cube from bin A to the centre of bin B"),
+    ("binpick_hard", "move the cube from bin A to anywhere in bin B"),
+):
+    _REGISTRY[f"arm_{_variant}"] = _Entry(
+        functools.partial(Arm, variant=_variant),
+        f"simplified 5-DoF gripper arm: {_what}",
+        Arm.backends,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,8 +26,19 @@ def _clean(value: Any) -> Any:
 class MetricsLogger:
     """Writes rows to jsonl + csv (fixed columns) + TensorBoard (one writer per seed)."""
 
-    def __init__(self, run_dir: str, columns: Sequence[str], num_seeds: int, tensorboard: bool):
+    def __init__(
+        self,
+        run_dir: str,
+        columns: Sequence[str],
+        num_seeds: int,
+        tensorboard: bool,
+        enabled: bool = True,
+    ):
+        """``enabled=False`` makes a logger that writes nothing (non-primary processes)."""
         self.columns = list(columns)
+        self.enabled = enabled
+        if not enabled:
+            return
         self._jsonl = open(  # noqa: SIM115 (closed in close())
             os.path.join(run_dir, "metrics.jsonl"), "a", encoding="utf-8"
         )
@@ -49,6 +60,8 @@ class MetricsLogger:
 
     def write(self, rows: Sequence[dict[str, Any]]) -> None:
         """Append one row per seed (``rows[i]`` is seed index i)."""
+        if not self.enabled:
+            return
         for seed_index, row in enumerate(rows):
             clean = {k: _clean(v) for k, v in row.items()}
             self._jsonl.write(json.dumps(clean) + "\n")
@@ -64,6 +77,8 @@ class MetricsLogger:
             writer.flush()
 
     def close(self) -> None:
+        if not self.enabled:
+            return
         self._jsonl.close()
         self._csv_file.close()
         for writer in self._tb:

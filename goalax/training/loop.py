@@ -225,13 +225,21 @@ def place(program: Program, state: TrainState) -> TrainState:
     return jax.device_put(state, sharding.state_shardings(program.mesh, state))
 
 
-def compile_program(program: Program, state: TrainState) -> tuple[Any, Any]:
-    """Ahead-of-time compiled ``chunk`` (state donated) and ``evaluate``: one compilation each
-    per run; calling them with other shapes raises instead of silently recompiling."""
+def reset_metrics(state: TrainState) -> TrainState:
+    """Start a new metrics window after a row (the reset state is what gets checkpointed)."""
+    sums = jax.tree.map(jnp.zeros_like, state.seeds.metric_sums)
+    zero = jnp.zeros_like(state.metric_count)
+    return state.replace(seeds=state.seeds.replace(metric_sums=sums), metric_count=zero)
+
+
+def compile_program(program: Program, state: TrainState) -> tuple[Any, Any, Any]:
+    """Ahead-of-time compiled ``chunk`` (state donated), ``evaluate`` and ``reset_metrics``: one
+    compilation each per run; calling them with other shapes raises instead of recompiling."""
     target = jnp.int32(0)
     if program.mesh is None:
         chunk = jax.jit(program.chunk, donate_argnums=0)
         evaluate = jax.jit(program.evaluate)
+        reset = jax.jit(reset_metrics, donate_argnums=0)
     else:
         shardings = sharding.state_shardings(program.mesh, state)
         rep = sharding.replicated(program.mesh)
@@ -242,7 +250,14 @@ def compile_program(program: Program, state: TrainState) -> tuple[Any, Any]:
             out_shardings=shardings,
         )
         evaluate = jax.jit(program.evaluate, in_shardings=(shardings,), out_shardings=rep)
-    return chunk.lower(state, target).compile(), evaluate.lower(state).compile()
+        reset = jax.jit(
+            reset_metrics, donate_argnums=0, in_shardings=(shardings,), out_shardings=shardings
+        )
+    return (
+        chunk.lower(state, target).compile(),
+        evaluate.lower(state).compile(),
+        reset.lower(state).compile(),
+    )
 
 
 def over_seeds(fn, num_seeds: int):

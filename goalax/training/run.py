@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from goalax.config import ConfigError, TrainConfig, from_dict, resume_conflicts, to_dict
-from goalax.training import checkpoint
+from goalax.training import checkpoint, distributed
 from goalax.training.logging import MetricsLogger, read_jsonl
 from goalax.training.loop import (
     Program,
@@ -149,12 +149,16 @@ def train(config: TrainConfig) -> TrainResult:
 
     With ``config.run.resume`` set, continue that run from its latest checkpoint instead.
     """
+    distributed.initialize(config.run)
     if config.run.resume:
         return resume(config)
     program = build(config)  # validates everything before anything is written
     check_traces(program)
-    run_dir = prepare_run_dir(config.run.run_dir or default_run_dir(config))
-    _write_config(config, run_dir)
+    run_dir = config.run.run_dir or default_run_dir(config)
+    if distributed.is_primary():
+        prepare_run_dir(run_dir)
+        _write_config(config, run_dir)
+    distributed.barrier("run-dir")
     state = init_state(program)
     return _train_loop(program, state, run_dir)
 
@@ -240,8 +244,10 @@ def resume(config: TrainConfig) -> TrainResult:
             f"--total-env-steps {config.run.total_env_steps} is below the checkpoint's {step} "
             "env steps; raise it to continue"
         )
-    _truncate_metrics(run_dir, step, program.agent.metric_names)
-    _write_config(config, run_dir)
+    if distributed.is_primary():
+        _truncate_metrics(run_dir, step, program.agent.metric_names)
+        _write_config(config, run_dir)
+    distributed.barrier("resume")
     return _train_loop(program, state, run_dir)
 
 
@@ -255,18 +261,17 @@ def _next_target(program: Program, env_steps: int) -> int:
     return min(aligned, capped, total)
 
 
-def _reset_metrics(state: TrainState) -> TrainState:
-    """Start a new metrics window after a row (the reset state is what gets checkpointed)."""
-    sums = jax.tree.map(jnp.zeros_like, state.seeds.metric_sums)
-    return state.replace(seeds=state.seeds.replace(metric_sums=sums), metric_count=jnp.int32(0))
-
-
 def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResult:
     config = program.config
     total = config.run.total_env_steps
-    reporter = Reporter(total, config.run.quiet, start=int(state.env_steps))
+    primary = distributed.is_primary()
+    reporter = Reporter(total, config.run.quiet or not primary, start=int(state.env_steps))
     logger = MetricsLogger(
-        run_dir, columns(program.agent.metric_names), config.run.num_seeds, tensorboard=True
+        run_dir,
+        columns(program.agent.metric_names),
+        config.run.num_seeds,
+        tensorboard=True,
+        enabled=primary,
     )
     ckpt = checkpoint.manager(run_dir)
     all_rows: list[dict] = []
@@ -275,7 +280,7 @@ def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResul
     try:
         with stop_requests() as stop:
             compile_start = time.perf_counter()
-            chunk, evaluate = compile_program(program, state)
+            chunk, evaluate, reset_metrics = compile_program(program, state)
             reporter.message(
                 f"compiled in {time.perf_counter() - compile_start:.1f}s; run dir {run_dir}"
             )
@@ -303,7 +308,7 @@ def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResul
                 logger.write(rows)
                 all_rows += rows
                 reporter.update(rows)
-                state = _reset_metrics(state)
+                state = reset_metrics(state)
                 checkpoint.save(ckpt, env_steps, state)
                 last_saved = env_steps
                 train_time, steps_since_row = 0.0, 0
