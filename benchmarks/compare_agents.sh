@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# CRL vs SAC+HER vs TD3+HER vs PPO at CPU scale, 3 seeds each (vmapped), same run flags.
+# CRL vs SAC+HER vs TD3+HER vs PPO at CPU scale, SEEDS seeds each (vmapped), same run flags.
 # Usage: bash benchmarks/compare_agents.sh [OUT_DIR]   (default runs/compare)
 # Then:  goalax plot OUT_DIR/reacher --group-by agent_name --metric eval/success --out reacher.png
 set -euo pipefail
 OUT="${1:-runs/compare}"
-STEPS="${STEPS:-100000}"
-COMMON=(--num-envs 64 --num-seeds 3 --total-env-steps "$STEPS" --eval-every 20000 --quiet)
+STEPS="${STEPS:-60000}"
+COMMON=(--num-envs 64 --num-seeds "${SEEDS:-2}" --total-env-steps "$STEPS" --eval-every 15000 --quiet)
 
 declare -A EPISODE=([reacher]=50 [simple_u_maze]=200)
 for env in reacher simple_u_maze; do
