@@ -100,7 +100,8 @@ class Arm(GoalPipelineEnv):
             cube_xy = self._uniform(key_cube, (0.4, -0.05), (0.5, 0.05))
         cube = jnp.concatenate([cube_xy, jnp.array([CUBE_HALF], jnp.float32)])
         goal = self.sample_goal(key_goal, cube)
-        q = jnp.concatenate([arm_q, cube, jnp.array([1.0, 0.0, 0.0, 0.0], jnp.float32)])
+        # MuJoCo's order: the cube's free joint (written first in arm.xml), then the arm.
+        q = jnp.concatenate([cube, jnp.array([1.0, 0.0, 0.0, 0.0], jnp.float32), arm_q])
         qd = jnp.zeros(self.sys.qd_size(), jnp.float32)
         return self.make_state(self.pipeline_init(q, qd), goal, {"goal": goal})
 
@@ -133,9 +134,9 @@ class Arm(GoalPipelineEnv):
 
     def state_obs(self, data) -> jax.Array:
         q, qd = data.qpos, data.qvel
-        gap = 2 * FINGER_INNER + q[5] + q[6]
+        gap = 2 * FINGER_INNER + q[12] + q[13]
         return jnp.concatenate(
-            [data.site_xpos[0], q[7:10], q[10:14], gap[None], q[:5], qd[:5], qd[7:10]]
+            [data.site_xpos[0], q[0:3], q[3:7], gap[None], q[7:12], qd[6:11], qd[0:3]]
         )
 
     def goal_marker(self, goal) -> np.ndarray:
