@@ -70,7 +70,7 @@ class Arm(GoalPipelineEnv):
         self.variant = variant
         self.state_dim = 24
         self.goal_indices = GOAL_INDICES[variant]
-        self.goal_threshold = 0.1 if variant != "reach" else 0.05
+        self.goal_threshold = 0.1
         self.success_easy_threshold = 2 * self.goal_threshold
         self.episode_length = 1000 if episode_length is None else episode_length
         self.dense_reward = dense_reward
