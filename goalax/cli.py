@@ -56,6 +56,39 @@ def _setup_process() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
 
 
+class FlagError(Exception):
+    """A flag tyro could not parse; the message is tyro's explanation on one line."""
+
+
+def parse_flags(command: type, args: list[str], prog: str, default=None):
+    """``tyro.cli`` with its boxed multi-line parse errors turned into one line (FlagError);
+    ``--help`` output is printed as usual."""
+    import contextlib
+    import io
+    import re
+
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(command, args=args, prog=prog, default=default)
+    except SystemExit as exit_:
+        text = captured.getvalue()
+        if not exit_.code:
+            sys.stderr.write(text)
+            raise
+        body = []
+        for line in text.splitlines():
+            stripped = line.strip().strip("│╭╰╮╯").strip()
+            if stripped.startswith(("─", "╭", "╰")) or "───" in stripped:
+                if body:
+                    break
+                continue
+            if stripped:
+                body.append(stripped)
+        message = re.sub(r"\s+", " ", " ".join(body)) or "could not parse the flags"
+        raise FlagError(f"{message} (see {prog} --help)") from None
+
+
 def _train_command(agent_name: str) -> type:
     """``goalax train AGENT`` flags: the run settings and that agent's config, flat."""
     agent_config = agents.config_class(agent_name)
@@ -114,7 +147,10 @@ def train_main(argv: list[str]) -> int:
                 f"{resume_dir} is a '{saved.agent_name}' run; use goalax train {saved.agent_name}"
             )
         default = command(run=saved.run, agent=saved.agent)
-    cmd = tyro.cli(command, args=rest, prog=f"goalax train {agent_name}", default=default)
+    try:
+        cmd = parse_flags(command, rest, f"goalax train {agent_name}", default)
+    except FlagError as err:
+        return _fail(str(err))
     config = TrainConfig(run=cmd.run, agent=cmd.agent, agent_name=agent_name)
     _setup_process()
     try:
@@ -167,7 +203,10 @@ def bench_main(argv: list[str]) -> int:
     agent_name = _flag_value(argv, "--agent") or "crl"
     if agent_name not in AGENTS:
         return _fail(f"unknown agent '{agent_name}'; closest: {_closest(agent_name, AGENTS)}")
-    cmd = tyro.cli(bench_command(agent_name), args=argv, prog="goalax bench")
+    try:
+        cmd = parse_flags(bench_command(agent_name), argv, "goalax bench")
+    except FlagError as err:
+        return _fail(str(err))
     _setup_process()
     try:
         run_bench(TrainConfig(cmd.run, cmd.agent, agent_name), cmd.bench)
@@ -249,14 +288,12 @@ def sweep_main(argv: list[str]) -> int:
         grid_args, train_flags = sweep.split_flags(argv[1:])
         if any(a in ("-h", "--help") for a in train_flags):
             print(sweep.USAGE + "\n\ntrain flags:")
-        cmd = tyro.cli(
-            _train_command(agent_name), args=train_flags, prog=f"goalax sweep {agent_name}"
-        )
+        cmd = parse_flags(_train_command(agent_name), train_flags, f"goalax sweep {agent_name}")
         base = TrainConfig(run=cmd.run, agent=cmd.agent, agent_name=agent_name)
         grid = sweep.resolve_grid(sweep.raw_grid(grid_args), base)
         _setup_process()
         manifest = sweep.run_sweep(base, grid, grid_args.out)
-    except ConfigError as err:
+    except (ConfigError, FlagError) as err:
         return _fail(str(err))
     print(sweep.format_manifest(manifest))
     return 0 if {e["status"] for e in manifest["runs"]} == {"done"} else 1

@@ -13,9 +13,12 @@ import jax
 import orbax.checkpoint as ocp
 
 
-def manager(run_dir: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
+def manager(run_dir: str, max_to_keep: int = 3, create: bool = True) -> ocp.CheckpointManager:
+    """Checkpoints of ``run_dir``; ``create=False`` for read-only use (nothing is written)."""
     path = os.path.abspath(os.path.join(run_dir, "checkpoints"))
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+    if not create and not os.path.isdir(path):
+        raise FileNotFoundError(f"no checkpoint directory in {run_dir}")
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create)
     return ocp.CheckpointManager(path, options=options)
 
 

@@ -197,14 +197,18 @@ def load_config(run_dir: str) -> TrainConfig:
 def restore_state(program: Program, run_dir: str) -> TrainState:
     """Latest checkpoint of ``run_dir`` in the structure of ``program``'s state."""
     like = jax.eval_shape(program.init, seed_keys(program.config))
-    mngr = checkpoint.manager(run_dir)
+    try:
+        mngr = checkpoint.manager(run_dir, create=False)
+    except FileNotFoundError as err:
+        raise ConfigError(f"{run_dir} has no checkpoint to restore") from err
     try:
         _, state = checkpoint.restore(mngr, like)
     except FileNotFoundError as err:
         raise ConfigError(f"{run_dir} has no checkpoint to restore") from err
     except Exception as err:  # orbax raises many types for damaged files
         raise ConfigError(
-            f"the checkpoint in {run_dir} cannot be read ({type(err).__name__})"
+            f"the checkpoint in {run_dir} cannot be read ({type(err).__name__}); resume from "
+            "an intact copy or start a new run"
         ) from err
     finally:
         mngr.close()
