@@ -8,7 +8,7 @@ STEPS="${STEPS:-60000}"
 COMMON=(--num-envs 64 --num-seeds "${SEEDS:-2}" --total-env-steps "$STEPS" --eval-every 15000 --quiet)
 
 declare -A EPISODE=([reacher]=50 [simple_u_maze]=200)
-for env in reacher simple_u_maze; do
+for env in ${COMPARE_ENVS:-reacher simple_u_maze}; do
   flags=(--env "$env" --episode-length "${EPISODE[$env]}" "${COMMON[@]}")
   goalax train crl "${flags[@]}" --run-dir "$OUT/$env/crl"
   goalax train sac --her "${flags[@]}" --run-dir "$OUT/$env/sac_her"
