@@ -64,6 +64,10 @@ class RunConfig:
     """Index of this process in [0, --num-processes)."""
     quiet: bool = False
     """No progress bar or per-evaluation lines."""
+    wandb: bool = False
+    """Also log metrics to Weights & Biases (needs ``pip install 'goalax[wandb]'``)."""
+    wandb_project: str = "goalax"
+    """W&B project name (with --wandb)."""
     resume: str | None = None
     """Continue the run in this directory from its latest checkpoint."""
 
@@ -156,6 +160,8 @@ RESUMABLE_FIELDS = frozenset(
         "total_env_steps",
         "eval_every",
         "quiet",
+        "wandb",
+        "wandb_project",
         "run_dir",
         "resume",
         "num_devices",

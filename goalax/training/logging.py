@@ -33,10 +33,13 @@ class MetricsLogger:
         num_seeds: int,
         tensorboard: bool,
         enabled: bool = True,
+        wandb_run: Any = None,
     ):
-        """``enabled=False`` makes a logger that writes nothing (non-primary processes)."""
+        """``enabled=False`` makes a logger that writes nothing (non-primary processes);
+        ``wandb_run`` (from ``open_wandb``) also receives every row."""
         self.columns = list(columns)
         self.enabled = enabled
+        self._wandb = wandb_run
         if not enabled:
             return
         self._jsonl = open(  # noqa: SIM115 (closed in close())
@@ -71,6 +74,8 @@ class MetricsLogger:
                 for key, value in clean.items():
                     if "/" in key and isinstance(value, (int, float)):
                         self._tb[seed_index].add_scalar(key, value, step)
+        if self._wandb is not None and rows:
+            self._wandb.log(_wandb_payload(rows), step=int(rows[0]["env_steps"]))
         self._jsonl.flush()
         self._csv_file.flush()
         for writer in self._tb:
@@ -81,8 +86,43 @@ class MetricsLogger:
             return
         self._jsonl.close()
         self._csv_file.close()
+        if self._wandb is not None:
+            self._wandb.finish()
         for writer in self._tb:
             writer.close()
+
+
+def _wandb_payload(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Mean over seeds under each metric's name, and each seed under ``seed<i>/<name>``."""
+    payload: dict[str, float] = {}
+    for key in rows[0]:
+        if "/" not in key:
+            continue
+        values = [_clean(r[key]) for r in rows]
+        numbers = [v for v in values if isinstance(v, (int, float))]
+        if numbers:
+            payload[key] = sum(numbers) / len(numbers)
+        if len(rows) > 1:
+            for seed_index, value in enumerate(values):
+                if isinstance(value, (int, float)):
+                    payload[f"seed{seed_index}/{key}"] = value
+    return payload
+
+
+def open_wandb(project: str, run_dir: str, config: dict) -> Any:
+    """A W&B run for ``run_dir`` (resumed runs continue the same W&B run). wandb is imported only
+    here, so it is never needed unless --wandb is given."""
+    import wandb
+
+    run_id = os.path.basename(os.path.abspath(run_dir)).replace("/", "-")[-64:]
+    return wandb.init(
+        project=project,
+        name=os.path.basename(os.path.abspath(run_dir)),
+        id=run_id,
+        dir=run_dir,
+        config=config,
+        resume="allow",
+    )
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:

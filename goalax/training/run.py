@@ -19,7 +19,7 @@ import numpy as np
 
 from goalax.config import ConfigError, TrainConfig, from_dict, resume_conflicts, to_dict
 from goalax.training import checkpoint, distributed
-from goalax.training.logging import MetricsLogger, read_jsonl
+from goalax.training.logging import MetricsLogger, open_wandb, read_jsonl
 from goalax.training.loop import (
     Program,
     TrainResult,
@@ -150,6 +150,13 @@ def train(config: TrainConfig) -> TrainResult:
     With ``config.run.resume`` set, continue that run from its latest checkpoint instead.
     """
     distributed.initialize(config.run)
+    if config.run.wandb:
+        try:
+            import wandb  # noqa: F401
+        except ImportError as err:
+            raise ConfigError(
+                "--wandb needs the wandb package: pip install 'goalax[wandb]'"
+            ) from err
     if config.run.resume:
         return resume(config)
     program = build(config)  # validates everything before anything is written
@@ -270,12 +277,16 @@ def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResul
     total = config.run.total_env_steps
     primary = distributed.is_primary()
     reporter = Reporter(total, config.run.quiet or not primary, start=int(state.env_steps))
+    wandb_run = None
+    if primary and config.run.wandb:
+        wandb_run = open_wandb(config.run.wandb_project, run_dir, to_dict(config))
     logger = MetricsLogger(
         run_dir,
         columns(program.agent.metric_names),
         config.run.num_seeds,
         tensorboard=True,
         enabled=primary,
+        wandb_run=wandb_run,
     )
     ckpt = checkpoint.manager(run_dir)
     all_rows: list[dict] = []
