@@ -15,6 +15,7 @@ and reused by the humanoid, cheetah, pusher and arm families.
 
 from __future__ import annotations
 
+import abc
 import os
 
 import brax
@@ -55,8 +56,9 @@ def mjx_fast_solver(sys: brax.System) -> brax.System:
 class GoalPipelineEnv(GoalEnv, PipelineEnv):
     """A brax ``PipelineEnv`` task: subclasses define ``state_obs`` and ``reset``; never done."""
 
+    @abc.abstractmethod
     def state_obs(self, pipeline_state) -> jax.Array:
-        raise NotImplementedError
+        """``[state_dim]`` state part of the observation of a physics state."""
 
     def step(self, state: State, action: jax.Array) -> State:
         pipeline_state = self.pipeline_step(state.pipeline_state, jnp.clip(action, -1.0, 1.0))
