@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
 # Side by side: goalax vs jaxgcrl 0.2.8 on the same config and machine, printing the ratios.
-# Usage: bash benchmarks/compare_jaxgcrl.sh [ENV ...]     (default: reacher ant)
-# jaxgcrl 0.2.8 pins jaxlib==0.4.25+cuda12 (not on PyPI), so it is installed with --no-deps
-# into its own venv next to CPU pins that work together (jax/jaxlib 0.4.25, numpy<2,
-# mujoco 3.2.7). STEPS env steps, 256 envs, batch 256, episode 1000, unroll 62 (paper ratio).
+# Usage: bash benchmarks/compare_jaxgcrl.sh [ENV ...]        (default: reacher ant)
+#
+# Config (both): CRL, l2 energy, forward InfoNCE, 256 envs, batch 256, episode 1000, unroll 62,
+# paper update ratio (goalax 992, jaxgcrl 999 gradient steps per 15 872 env steps), replay
+# capacity 1 024 000 transitions (jaxgcrl: 4000 rows x 256 envs), spring physics, 2x256 networks.
+# goalax: `goalax bench` (one warm-up iteration, then ITERATIONS timed ones).
+# jaxgcrl: benchmarks/jaxgcrl_harness.py (EPOCHS one-iteration epochs; the first, which
+# compiles, is dropped). env steps/s exclude compilation on both sides; peak RSS is the whole
+# process (compilation included) on both sides. Run it on an otherwise idle machine.
+#
+# jaxgcrl 0.2.8 pins jaxlib==0.4.25+cuda12 (not on PyPI), so it is installed with --no-deps into
+# its own venv ($JAXGCRL_VENV, default .venv-jaxgcrl) next to CPU pins that work together.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENVS=("${@:-reacher ant}")
-STEPS="${STEPS:-200000}"
+ITERATIONS="${ITERATIONS:-3}"
+EPOCHS="${EPOCHS:-4}"
+OUT="${OUT:-runs/compare-jaxgcrl}"
 JG="${JAXGCRL_VENV:-.venv-jaxgcrl}"
+GOALAX="${GOALAX:-goalax}"
 if [ ! -x "$JG/bin/python" ]; then
   python3 -m venv "$JG"
   "$JG/bin/pip" install -q "jax==0.4.25" "jaxlib==0.4.25" "numpy<2" "scipy<1.13" "flax<0.8.5" \
@@ -16,21 +27,29 @@ if [ ! -x "$JG/bin/python" ]; then
     wandb wandb-osh
   "$JG/bin/pip" install -q --no-deps "jaxgcrl==0.2.8"
 fi
+mkdir -p "$OUT"
 for env in ${ENVS[@]}; do
   echo "== $env: goalax"
-  /usr/bin/time -v goalax train crl --env "$env" --episode-length 1000 --num-envs 256 \
-    --batch-size 256 --unroll-length 62 --total-env-steps "$STEPS" --eval-every "$STEPS" \
-    --run-dir "runs/compare-goalax-$env-$$" --quiet 2> "/tmp/goalax-$env.time"
+  JAX_PLATFORMS=cpu "$GOALAX" bench --env "$env" --backend spring --episode-length 1000 \
+    --num-envs 256 --batch-size 256 --unroll-length 62 --buffer-size 1024000 \
+    --energy l2 --loss infonce_forward --iterations "$ITERATIONS" --json | tail -n 1 \
+    > "$OUT/goalax-$env.json"
+  cat "$OUT/goalax-$env.json" | cut -c 1-200
   echo "== $env: jaxgcrl 0.2.8"
-  # jaxgcrl takes num_envs * (episode_length - 1) / batch_size = 999 gradient steps per
-  # 62 * 256 env steps (ratio 0.0629); goalax's default --utd-ratio 0.0625 gives 992.
-  /usr/bin/time -v "$JG/bin/jaxgcrl" --env "$env" --episode-length 1000 --num-envs 256 \
-    --total-env-steps "$STEPS" --num-evals 1 --no-log-wandb \
-    crl --batch-size 256 --unroll-length 62 --min-replay-size 62 \
-    2> "/tmp/jaxgcrl-$env.time" || echo "jaxgcrl run failed (see /tmp/jaxgcrl-$env.time)"
-  for tool in goalax jaxgcrl; do
-    rss=$(grep "Maximum resident" "/tmp/$tool-$env.time" | awk '{print $NF}')
-    wall=$(grep "Elapsed (wall" "/tmp/$tool-$env.time" | awk '{print $NF}')
-    echo "$env $tool peak_rss_kb=$rss wall=$wall"
-  done
+  JAX_PLATFORMS=cpu "$JG/bin/python" benchmarks/jaxgcrl_harness.py "$env" spring "$EPOCHS" 4000 \
+    2> "$OUT/jaxgcrl-$env.log" | tail -n 1 > "$OUT/jaxgcrl-$env.json"
+  if [ ! -s "$OUT/jaxgcrl-$env.json" ]; then
+    echo "jaxgcrl failed on $env: see $OUT/jaxgcrl-$env.log"
+    continue
+  fi
+  cat "$OUT/jaxgcrl-$env.json"
+  python3 - "$OUT/goalax-$env.json" "$OUT/jaxgcrl-$env.json" "$env" <<'PY'
+import json, sys
+ours, theirs = (json.load(open(p)) for p in sys.argv[1:3])
+sps = ours["env_steps_per_s"] / theirs["env_steps_per_s"]
+rss = ours["peak_rss_mb"] / theirs["peak_rss_mb"]
+print(f"{sys.argv[3]}: goalax {ours['env_steps_per_s']:,.0f} env steps/s, "
+      f"{ours['peak_rss_mb']:,.0f} MB | jaxgcrl {theirs['env_steps_per_s']:,.0f} env steps/s, "
+      f"{theirs['peak_rss_mb']:,.0f} MB | speed {sps:.2f}x, memory {rss:.2f}x")
+PY
 done

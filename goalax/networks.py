@@ -165,3 +165,13 @@ def sample_tanh_gaussian(mean: Array, log_std: Array, key: Array) -> tuple[Array
 def deterministic_action(mean: Array) -> Array:
     """``tanh(mean)`` ``[B, A] -> [B, A]``: the mode of the pre-tanh Gaussian, for evaluation."""
     return jnp.tanh(mean)
+
+
+def policy_action(mean: Array, log_std: Array, key: Array, deterministic: bool) -> Array:
+    """The action a tanh-Gaussian policy takes: its mode when ``deterministic``, else a sample.
+
+    Shared by every agent's ``act`` (CRL, SAC, PPO) so training and evaluation act identically.
+    """
+    if deterministic:
+        return deterministic_action(mean)
+    return sample_tanh_gaussian(mean, log_std, key)[0]

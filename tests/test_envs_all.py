@@ -3,8 +3,9 @@ arm and the locomotion mazes), plus the "same goal after every reset" regression
 
 Each task compiles exactly one program (module-scoped ``run`` fixture): 4 vmapped resets followed
 by ``training.rollout.collect`` for 20 random steps with episode_length 5, so the same program
-checks stepping, observation layout and goal resampling at auto-resets. CPU compile is 20-100 s
-per task; the 1000-step finiteness checks are marked slow.
+checks stepping, observation layout and goal resampling at auto-resets. Every task runs in the
+default suite (CPU compile 15-60 s per task); the 1000-step x 16-env finiteness check of every
+task is ``tests/test_envs.py::test_long_random_rollout_stays_finite`` (marked slow).
 """
 
 from __future__ import annotations
@@ -56,16 +57,9 @@ def random_policy(env):
     return policy
 
 
-#: One task per family (spring ant + ball + maze, generalized pusher, MJX arm) runs in the default
-#: suite; every other task compiles for 50-110 s on 2 CPU cores, so it runs with ``-m slow``.
-CI_TASKS = ("ant", "ant_ball_maze", "pusher2", "arm_reach")
-
-
 @pytest.fixture(
     scope="module",
-    params=[
-        pytest.param(name, marks=() if name in CI_TASKS else pytest.mark.slow) for name in NEW_TASKS
-    ],
+    params=NEW_TASKS,
 )
 def run(request):
     env = envs.make(request.param)
@@ -177,26 +171,3 @@ def test_eval_goal_sets(run):
     state = jax.tree.map(lambda x: x[0], run["first"])
     swapped = env.with_goal(state, next(iter(sets.values()))[0])
     np.testing.assert_allclose(swapped.obs[env.state_dim :], next(iter(sets.values()))[0])
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", NEW_TASKS)
-def test_long_random_rollout_stays_finite(name):
-    """1000 random steps x 16 envs on the default backend: no NaN / inf (ant on generalized
-    fails this, hence spring)."""
-    env = envs.make(name)
-    n_envs, n_steps = 16, 1000
-
-    @jax.jit
-    def finite(key):
-        key_reset, key_actions = jax.random.split(key)
-        state = jax.vmap(env.reset)(jax.random.split(key_reset, n_envs))
-
-        def step(state, key):
-            action = jax.random.uniform(key, (n_envs, env.action_size), minval=-1, maxval=1)
-            state = jax.vmap(env.step)(state, action)
-            return state, jnp.isfinite(state.obs).all()
-
-        return jax.lax.scan(step, state, jax.random.split(key_actions, n_steps))[1]
-
-    assert finite(jax.random.PRNGKey(0)).all()

@@ -298,3 +298,26 @@ def test_bad_run_inputs_exit_2(run_dir, tmp_path, capsys):
     assert "no brax system" in one_error_line(capsys)
     assert main(["plot", run_dir, "--metric", "eval/sucess"]) == 2
     assert "available: eval/dist" in one_error_line(capsys)
+
+
+# --- goalax bench ------------------------------------------------------------------------------
+
+
+def test_bench_training_and_physics_only(tmp_path, capsys):
+    """Both modes on the tiny config: positive throughputs, the schedule's update count, finite
+    learner state after the timed iterations, one JSON line with --json."""
+    from goalax.bench import BenchOptions, run_bench
+
+    config = tiny_config(tmp_path / "bench")
+    train = run_bench(config, BenchOptions(iterations=2, json=True))
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["mode"] == "train" and printed["env_steps_per_s"] == train["env_steps_per_s"]
+    assert train["finite"] is True
+    assert train["env_steps_per_s"] > 0 and train["grad_steps_per_s"] > 0
+    assert train["env_steps_per_iteration"] == 8 * 10
+    assert train["updates_per_iteration"] == 4  # round(0.05 * 80)
+    assert train["compile_s"] > 0 and train["peak_rss_mb"] > 0
+    physics = run_bench(config, BenchOptions(iterations=1, physics_only=True))
+    assert physics["mode"] == "physics_only" and physics["grad_steps_per_s"] == 0.0
+    assert physics["env_steps_per_s"] > 0
+    assert not (tmp_path / "bench").exists()  # benchmarks write no run directory

@@ -25,6 +25,34 @@ TRANSITION_FIELDS = (
 )
 
 
+def flag(name: str) -> str:
+    """The command-line spelling of a config field, for error messages."""
+    return "--" + name.replace("_", "-")
+
+
+def check_network_sizes(config: Any, sizes: tuple[str, ...]) -> None:
+    """Raise ValueError unless every field in ``sizes`` is a positive integer and, with
+    ``config.residual``, every ``*depth`` field is a multiple of 4 (residual blocks of 4 layers)."""
+    for name in sizes:
+        value = getattr(config, name)
+        if value < 1:
+            raise ValueError(f"{flag(name)} must be a positive integer, got {value}")
+    if config.residual:
+        for name in sizes:
+            if name.endswith("depth") and getattr(config, name) % 4:
+                raise ValueError(
+                    f"{flag(name)} must be a multiple of 4 with --residual (blocks of 4 layers), "
+                    f"got {getattr(config, name)}"
+                )
+
+
+def check_positive(config: Any, names: tuple[str, ...]) -> None:
+    """Raise ValueError unless every field in ``names`` (learning rates, ...) is > 0."""
+    for name in names:
+        if not getattr(config, name) > 0:
+            raise ValueError(f"{flag(name)} must be positive, got {getattr(config, name)}")
+
+
 class Agent(NamedTuple):
     """The pure functions and static facts of an agent."""
 

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from goalax.agents.base import check_network_sizes, check_positive
 from goalax.networks import MLP
 
 GoalStrategy = Literal["geometric", "uniform", "random_state"]
@@ -25,10 +26,6 @@ HER_FIELDS = ("state_obs", "action", "next_goal", "next_state_obs", "goal", "ter
 
 #: Two Q heads: the minimum of two independent estimates curbs over-estimation (Fujimoto 2018).
 NUM_CRITICS = 2
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 @dataclass(frozen=True)
@@ -67,27 +64,14 @@ class OffPolicyConfig:
 
     def validate(self) -> None:
         """Raise ValueError with a one-line fix for impossible settings."""
-        for name in ("depth", "width", "actor_depth", "actor_width"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"{_flag(name)} must be a positive integer, got {getattr(self, name)}"
-                )
-        if self.residual:
-            for name in ("depth", "actor_depth"):
-                if getattr(self, name) % 4:
-                    raise ValueError(
-                        f"{_flag(name)} must be a multiple of 4 with --residual (blocks of 4 "
-                        f"layers), got {getattr(self, name)}"
-                    )
+        check_network_sizes(self, ("depth", "width", "actor_depth", "actor_width"))
         if not 0.0 <= self.relabel_fraction <= 1.0:
             raise ValueError(f"--relabel-fraction must be in [0, 1], got {self.relabel_fraction}")
         if not 0.0 < self.discount < 1.0:
             raise ValueError(f"--discount must be in (0, 1), got {self.discount}")
         if not 0.0 < self.tau <= 1.0:
             raise ValueError(f"--tau must be in (0, 1], got {self.tau}")
-        for name in ("critic_lr", "actor_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{_flag(name)} must be positive, got {getattr(self, name)}")
+        check_positive(self, ("critic_lr", "actor_lr"))
 
 
 class TwinQ(nn.Module):

@@ -19,8 +19,8 @@ import optax
 from flax import struct
 
 from goalax import contrastive
-from goalax.agents.base import Agent
-from goalax.networks import MLP, TanhGaussianActor, deterministic_action, sample_tanh_gaussian
+from goalax.agents.base import Agent, check_network_sizes, check_positive
+from goalax.networks import MLP, TanhGaussianActor, policy_action, sample_tanh_gaussian
 
 GoalStrategy = Literal["geometric", "uniform", "random_state"]
 Energy = Literal["l2", "l2_squared", "l1", "dot", "cosine"]
@@ -78,24 +78,10 @@ class CRLConfig:
 
     def validate(self) -> None:
         """Raise ValueError with a one-line fix for impossible settings."""
-        for name in ("repr_dim", "depth", "width", "actor_depth", "actor_width"):
-            if getattr(self, name) < 1:
-                flag = "--" + name.replace("_", "-")
-                raise ValueError(f"{flag} must be a positive integer, got {getattr(self, name)}")
-        if self.residual:
-            for name in ("depth", "actor_depth"):
-                if getattr(self, name) % 4:
-                    flag = "--" + name.replace("_", "-")
-                    raise ValueError(
-                        f"{flag} must be a multiple of 4 with --residual (blocks of 4 layers), "
-                        f"got {getattr(self, name)}"
-                    )
+        check_network_sizes(self, ("repr_dim", "depth", "width", "actor_depth", "actor_width"))
         if not 0.0 < self.discount < 1.0:
             raise ValueError(f"--discount must be in (0, 1), got {self.discount}")
-        for name in ("critic_lr", "actor_lr", "alpha_lr"):
-            if not getattr(self, name) > 0:
-                flag = "--" + name.replace("_", "-")
-                raise ValueError(f"{flag} must be positive, got {getattr(self, name)}")
+        check_positive(self, ("critic_lr", "actor_lr", "alpha_lr"))
         if self.logsumexp_penalty < 0:
             raise ValueError(f"--logsumexp-penalty must be >= 0, got {self.logsumexp_penalty}")
 
@@ -233,10 +219,7 @@ def make(
     def act(params: CRLParams, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
         """``obs [..., state_dim + goal_dim] -> action [..., action_dim]`` in [-1, 1]."""
         mean, log_std = actor.apply(params.actor, obs)
-        if deterministic:
-            return deterministic_action(mean)
-        action, _ = sample_tanh_gaussian(mean, log_std, key)
-        return action
+        return policy_action(mean, log_std, key, deterministic)
 
     return Agent(
         init=init,

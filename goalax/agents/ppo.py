@@ -27,9 +27,9 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from goalax.agents.base import Agent
+from goalax.agents.base import Agent, check_network_sizes, check_positive, flag
 from goalax.config import ConfigError
-from goalax.networks import MLP, TanhGaussianActor, deterministic_action, sample_tanh_gaussian
+from goalax.networks import MLP, TanhGaussianActor, policy_action
 
 #: atanh of a stored action is taken after clipping into the open interval by this margin.
 ACTION_EPS = 1e-6
@@ -82,31 +82,15 @@ class PPOConfig:
     def validate(self) -> None:
         """Raise ValueError with a one-line fix for impossible settings."""
 
-        def flag(name: str) -> str:
-            return "--" + name.replace("_", "-")
-
-        for name in ("depth", "width", "actor_depth", "actor_width", "num_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"{flag(name)} must be a positive integer, got {getattr(self, name)}"
-                )
+        check_network_sizes(self, ("depth", "width", "actor_depth", "actor_width", "num_epochs"))
         if self.num_minibatches < 1:
             raise ValueError(
                 f"--num-minibatches must be a positive integer, got {self.num_minibatches}"
             )
-        if self.residual:
-            for name in ("depth", "actor_depth"):
-                if getattr(self, name) % 4:
-                    raise ValueError(
-                        f"{flag(name)} must be a multiple of 4 with --residual (blocks of 4 "
-                        f"layers), got {getattr(self, name)}"
-                    )
         for name in ("discount", "gae_lambda"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"{flag(name)} must be in (0, 1], got {getattr(self, name)}")
-        for name in ("learning_rate", "clip_epsilon", "max_grad_norm"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{flag(name)} must be positive, got {getattr(self, name)}")
+        check_positive(self, ("learning_rate", "clip_epsilon", "max_grad_norm"))
         for name in ("value_coef", "entropy_coef"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
@@ -372,10 +356,7 @@ def make(
     def act(params: PPOParams, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
         """``obs [..., state_dim + goal_dim] -> action [..., action_dim]`` in [-1, 1]."""
         mean, log_std = actor.apply(params.actor, normalise(params.obs_norm, obs))
-        if deterministic:
-            return deterministic_action(mean)
-        action, _ = sample_tanh_gaussian(mean, log_std, key)
-        return action
+        return policy_action(mean, log_std, key, deterministic)
 
     return Agent(
         init=init,

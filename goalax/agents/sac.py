@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from goalax.agents.base import Agent
+from goalax.agents.base import Agent, check_positive
 from goalax.agents.critics import (
     HER_FIELDS,
     OffPolicyConfig,
@@ -29,7 +29,7 @@ from goalax.agents.critics import (
     polyak,
     td_target,
 )
-from goalax.networks import TanhGaussianActor, deterministic_action, sample_tanh_gaussian
+from goalax.networks import TanhGaussianActor, policy_action, sample_tanh_gaussian
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,7 @@ class SACConfig(OffPolicyConfig):
 
     def validate(self) -> None:
         super().validate()
-        if not self.alpha_lr > 0:
-            raise ValueError(f"--alpha-lr must be positive, got {self.alpha_lr}")
+        check_positive(self, ("alpha_lr",))
 
 
 @struct.dataclass
@@ -160,10 +159,7 @@ def make(
     def act(params: SACParams, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
         """``obs [..., state_dim + goal_dim] -> action [..., action_dim]`` in [-1, 1]."""
         mean, log_std = actor.apply(params.actor, obs)
-        if deterministic:
-            return deterministic_action(mean)
-        action, _ = sample_tanh_gaussian(mean, log_std, key)
-        return action
+        return policy_action(mean, log_std, key, deterministic)
 
     return Agent(
         init=init,

@@ -15,7 +15,6 @@ and reused by the humanoid, cheetah, pusher and arm families.
 
 from __future__ import annotations
 
-import abc
 import os
 
 import brax
@@ -56,25 +55,9 @@ def mjx_fast_solver(sys: brax.System) -> brax.System:
 class GoalPipelineEnv(GoalEnv, PipelineEnv):
     """A brax ``PipelineEnv`` task: subclasses define ``state_obs`` and ``reset``; never done."""
 
-    @abc.abstractmethod
-    def state_obs(self, pipeline_state) -> jax.Array:
-        """``[state_dim]`` state part of the observation of a physics state."""
-
     def step(self, state: State, action: jax.Array) -> State:
         pipeline_state = self.pipeline_step(state.pipeline_state, jnp.clip(action, -1.0, 1.0))
         return self.make_state(pipeline_state, state.info["goal"], state.info)
-
-    def make_state(self, pipeline_state, goal: jax.Array, info: dict) -> State:
-        state_obs = self.state_obs(pipeline_state).astype(jnp.float32)
-        reward, metrics = self.reward_and_metrics(state_obs, goal)
-        return State(
-            pipeline_state=pipeline_state,
-            obs=jnp.concatenate([state_obs, goal]),
-            reward=reward,
-            done=jnp.zeros((), jnp.float32),  # goal tasks never terminate (time limit only)
-            metrics=metrics,
-            info=info,
-        )
 
 
 def ant_mjcf(extra_bodies: str = "", torso_collides: bool = False) -> str:

@@ -17,6 +17,8 @@ Contract for ``State`` (checked by ``tests/test_envs.py`` for every registered t
 
 from __future__ import annotations
 
+import abc
+
 import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env, State
@@ -53,6 +55,24 @@ class GoalEnv(Env):
     def achieved_goal(self, state_obs: jnp.ndarray) -> jnp.ndarray:
         """``[..., state_dim] -> [..., goal_dim]``: the part of a state a goal talks about."""
         return state_obs[..., jnp.asarray(self.goal_indices)]
+
+    @abc.abstractmethod
+    def state_obs(self, pipeline_state) -> jnp.ndarray:
+        """``[state_dim]`` state part of the observation of a physics state."""
+
+    def make_state(self, pipeline_state, goal: jnp.ndarray, info: dict) -> State:
+        """The ``State`` of a physics state pursuing ``goal``: observation, reward and metrics
+        computed one way for every task; ``done`` is 0 (goal tasks end at the time limit)."""
+        state_obs = self.state_obs(pipeline_state).astype(jnp.float32)
+        reward, metrics = self.reward_and_metrics(state_obs, goal)
+        return State(
+            pipeline_state=pipeline_state,
+            obs=jnp.concatenate([state_obs, goal]),
+            reward=reward,
+            done=jnp.zeros((), jnp.float32),
+            metrics=metrics,
+            info=info,
+        )
 
     def reward_and_metrics(
         self, state_obs: jnp.ndarray, goal: jnp.ndarray

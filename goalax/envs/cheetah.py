@@ -23,7 +23,7 @@ SPRING_GEAR = (120.0, 90.0, 60.0, 120.0, 100.0, 100.0)
 class Cheetah(GoalPipelineEnv):
     """Torso ``x`` to a goal in [3, 7]; never terminates."""
 
-    backends = ("mjx", "spring", "generalized", "positional")
+    backends = ("spring", "mjx", "generalized", "positional")
 
     def __init__(
         self,

@@ -65,7 +65,7 @@ class PointEnv(GoalEnv):
         pos = jax.random.uniform(key_start, (2,), jnp.float32, -self.start_noise, self.start_noise)
         goal = jax.random.uniform(key_goal, (2,), jnp.float32, -ARENA_HALF_WIDTH, ARENA_HALF_WIDTH)
         physics = PointPhysics(pos=pos, vel=jnp.zeros(2, jnp.float32))
-        return self._state(physics, goal, info={"goal": goal})
+        return self.make_state(physics, goal, info={"goal": goal})
 
     def step(self, state: State, action: jax.Array) -> State:
         vel = self.max_speed * jnp.clip(action.astype(jnp.float32), -1.0, 1.0)
@@ -73,7 +73,7 @@ class PointEnv(GoalEnv):
         clipped = jnp.clip(pos, -ARENA_HALF_WIDTH, ARENA_HALF_WIDTH)
         # A wall stops the motion into it but not the motion along it.
         physics = PointPhysics(pos=clipped, vel=jnp.where(clipped != pos, 0.0, vel))
-        return self._state(physics, state.info["goal"], info=state.info)
+        return self.make_state(physics, state.info["goal"], info=state.info)
 
     def eval_goal_sets(self) -> dict[str, np.ndarray]:
         """``ring``: 8 goals every 45 degrees at distance 0.8 from the centre."""
@@ -84,15 +84,3 @@ class PointEnv(GoalEnv):
     def state_obs(self, physics: PointPhysics) -> jax.Array:
         """``[4]``: ``[x, y, vx, vy]``."""
         return jnp.concatenate([physics.pos, physics.vel])
-
-    def _state(self, physics: PointPhysics, goal: jax.Array, info: dict) -> State:
-        state_obs = self.state_obs(physics)
-        reward, metrics = self.reward_and_metrics(state_obs, goal)
-        return State(
-            pipeline_state=physics,
-            obs=jnp.concatenate([state_obs, goal]),
-            reward=reward,
-            done=jnp.zeros((), jnp.float32),  # the task never terminates
-            metrics=metrics,
-            info=info,
-        )

@@ -121,14 +121,14 @@ class PointMaze(GoalEnv, PipelineEnv):
             key_goal, (2,), jnp.float32, -goal_reach, goal_reach
         )
         pipeline_state = self.pipeline_init(start, jnp.zeros(2, jnp.float32))
-        return self._state(pipeline_state, goal, info={"goal": goal})
+        return self.make_state(pipeline_state, goal, info={"goal": goal})
 
     def step(self, state: State, action: jax.Array) -> State:
         # Same top speed in every direction: the box [-1, 1]^2 is squashed into the unit disc.
         action = jnp.clip(action, -1.0, 1.0)
         action = action / jnp.maximum(1.0, jnp.linalg.norm(action))
         pipeline_state = self.pipeline_step(state.pipeline_state, action)
-        return self._state(pipeline_state, state.info["goal"], info=state.info)
+        return self.make_state(pipeline_state, state.info["goal"], info=state.info)
 
     def state_obs(self, pipeline_state) -> jax.Array:
         """``[4]``: ``x, y, vx, vy`` of the ball."""
@@ -141,15 +141,3 @@ class PointMaze(GoalEnv, PipelineEnv):
         start = jax.random.randint(key_start, (), 0, n_free)
         goal = jax.random.randint(key_goal, (), 0, n_free - 1)
         return start, goal + (goal >= start)
-
-    def _state(self, pipeline_state, goal: jax.Array, info: dict) -> State:
-        state_obs = self.state_obs(pipeline_state)
-        reward, metrics = self.reward_and_metrics(state_obs, goal)
-        return State(
-            pipeline_state=pipeline_state,
-            obs=jnp.concatenate([state_obs, goal]),
-            reward=reward,
-            done=jnp.zeros((), jnp.float32),  # the task never terminates
-            metrics=metrics,
-            info=info,
-        )

@@ -98,11 +98,11 @@ class Reacher(GoalEnv, PipelineEnv):
         q = jnp.concatenate([arm_q, goal[:2]])
         qd = jnp.concatenate([arm_qd, jnp.zeros(2, jnp.float32)])
         pipeline_state = self.pipeline_init(q, qd)
-        return self._state(pipeline_state, goal, info={"goal": goal})
+        return self.make_state(pipeline_state, goal, info={"goal": goal})
 
     def step(self, state: State, action: jax.Array) -> State:
         pipeline_state = self.pipeline_step(state.pipeline_state, action)
-        return self._state(pipeline_state, state.info["goal"], info=state.info)
+        return self.make_state(pipeline_state, state.info["goal"], info=state.info)
 
     def with_goal(self, state: State, goal: jax.Array) -> State:
         """Swap the goal and move the target marker there (the arm is untouched)."""
@@ -143,15 +143,3 @@ class Reacher(GoalEnv, PipelineEnv):
         return jnp.concatenate(
             [jnp.cos(arm_q), jnp.sin(arm_q), fingertip, arm_qd, extension]
         ).astype(jnp.float32)
-
-    def _state(self, pipeline_state, goal: jax.Array, info: dict) -> State:
-        state_obs = self.state_obs(pipeline_state)
-        reward, metrics = self.reward_and_metrics(state_obs, goal)
-        return State(
-            pipeline_state=pipeline_state,
-            obs=jnp.concatenate([state_obs, goal]),
-            reward=reward,
-            done=jnp.zeros((), jnp.float32),  # the task never terminates
-            metrics=metrics,
-            info=info,
-        )
