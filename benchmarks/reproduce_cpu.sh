@@ -16,6 +16,6 @@ goalax sweep crl --env humanoid --grid layer_norm=true,false --num-envs 128 \
   --total-env-steps "${STEPS_C:-100000}" --eval-every 50000 "${COMMON[@]}" --out "$OUT/c_layer_norm"
 goalax plot "$OUT/c_layer_norm" --group-by layer_norm --metric eval/success --out "$OUT/c_layer_norm.png"
 goalax sweep crl --env simple_big_maze --episode-length 250 --residual --width 128 \
-  --actor-depth 4 --grid depth=4,16,64 --num-envs 64 --total-env-steps "${STEPS_D:-60000}" \
+  --actor-depth 4 --grid depth=4,16,64 --num-envs 64 --total-env-steps "${STEPS_D:-40000}" \
   --eval-every 15000 "${COMMON[@]}" --out "$OUT/d_depth"
 goalax plot "$OUT/d_depth" --group-by depth --metric eval/success --out "$OUT/d_depth.png"
