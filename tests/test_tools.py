@@ -155,19 +155,25 @@ def test_render_mp4_has_one_frame_per_state(run_dir, tmp_path, capsys, monkeypat
     assert frames[0].shape == (48, 64, 3) and frames[0].std() > 5
 
 
-def test_png_snapshot_of_a_maze_is_not_blank(tmp_path):
-    """In a fresh process: the CLI must pick the OpenGL platform before mujoco is imported."""
-    out = tmp_path / "maze.png"
-    command = ["render", "--env", "simple_u_maze", "--out", str(out), "--width", "64"]
+def render_in_fresh_process(*flags: str) -> subprocess.CompletedProcess:
+    """``goalax render FLAGS`` in a new process: the CLI must pick the OpenGL platform before
+    mujoco is imported, which an in-process call after other tests cannot guarantee."""
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env["GOALAX_JAX_CACHE"] = jax.config.jax_compilation_cache_dir
     env.pop("MUJOCO_GL", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "goalax.cli", *command, "--height", "64"],
+    return subprocess.run(
+        [sys.executable, "-m", "goalax.cli", "render", *flags],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
+    )
+
+
+def test_png_snapshot_of_a_maze_is_not_blank(tmp_path):
+    out = tmp_path / "maze.png"
+    done = render_in_fresh_process(
+        "--env", "simple_u_maze", "--out", str(out), "--width", "64", "--height", "64"
     )
     assert done.returncode == 0, done.stderr[-2000:]
     image = imageio.imread(out)
@@ -175,6 +181,23 @@ def test_png_snapshot_of_a_maze_is_not_blank(tmp_path):
     assert image[..., :3].std() > 10  # walls, floor and ball, not one flat colour
     red = (image[..., 0] > 150) & (image[..., 1] < 120) & (image[..., 2] < 120)
     assert red.any()  # the goal marker
+
+
+def test_snapshot_camera_choice(tmp_path):
+    """--camera reaches the snapshot: the ant's free overview differs from its tracking camera,
+    and an unknown camera name is refused with the model's camera names."""
+    size = ("--env", "ant", "--width", "48", "--height", "48")
+    images = {}
+    for camera in ("default", "free"):
+        out = tmp_path / f"{camera}.png"
+        extra = () if camera == "default" else ("--camera", camera)
+        done = render_in_fresh_process(*size, "--out", str(out), *extra)
+        assert done.returncode == 0, done.stderr[-2000:]
+        images[camera] = imageio.imread(out)[..., :3].astype(int)
+    assert np.abs(images["default"] - images["free"]).mean() > 5
+    done = render_in_fresh_process(*size, "--out", str(tmp_path / "x.png"), "--camera", "nope")
+    assert done.returncode == 2 and "--camera nope: the model has track" in done.stderr
+    assert not (tmp_path / "x.png").exists()
 
 
 # --- plot --------------------------------------------------------------------------------------

@@ -286,12 +286,17 @@ def write_html(env: GoalEnv, states: list[State], path: str) -> None:
         f.write(page)
 
 
-def snapshot(env: GoalEnv, path: str, key: jax.Array, width: int, height: int) -> np.ndarray:
-    """PNG of the task right after ``reset(key)`` with its goal marked; returns the image."""
+def snapshot(
+    env: GoalEnv, path: str, key: jax.Array, width: int, height: int, camera: str | None = None
+) -> np.ndarray:
+    """PNG of the task right after ``reset(key)`` with its goal marked; returns the image.
+
+    ``camera``: a camera name of the model, ``"free"`` (top-down overview, e.g. of a whole maze) or
+    None (the task's tracking camera)."""
     import imageio.v2 as imageio
 
     state = jax.tree.map(lambda x: np.asarray(x)[None], jax.jit(env.reset)(key))
-    view = make_view(env, width, height)
+    view = make_view(env, width, height, camera)
     try:
         image = next(iter(view.episode(state)))
     finally:
@@ -400,7 +405,7 @@ def run_command(args: argparse.Namespace) -> str:
             env = envs.make(args.env)
         except ValueError as err:  # UnknownEnvError lists the closest names
             raise ConfigError(str(err)) from err
-        snapshot(env, args.out, key, args.width, args.height)
+        snapshot(env, args.out, key, args.width, args.height, args.camera)
         return f"wrote {args.out}"
     run = goalax.load(args.run_dir)
     num_seeds = run.config.run.num_seeds
