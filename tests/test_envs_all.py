@@ -15,7 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import goalax
 from goalax import envs
+from goalax.agents.crl import CRLConfig
+from goalax.config import RunConfig, TrainConfig
 from goalax.training import rollout
 
 NEW_TASKS = (
@@ -171,3 +174,32 @@ def test_eval_goal_sets(run):
     state = jax.tree.map(lambda x: x[0], run["first"])
     swapped = env.with_goal(state, next(iter(sets.values()))[0])
     np.testing.assert_allclose(swapped.obs[env.state_dim :], next(iter(sets.values()))[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NEW_TASKS)
+def test_crl_smoke_run(name, tmp_path):
+    """CRL trains on the task from the public API: 2 iterations of 4 envs x 10 steps with updates,
+    evaluation at the start and end, finite losses and metrics. (``benchmarks/tasks.sh`` runs
+    the same per task at 64 envs and records compile time and throughput.)"""
+    run = RunConfig(
+        env=name,
+        num_envs=4,
+        unroll_length=10,
+        episode_length=20,
+        total_env_steps=80,
+        eval_every=80,
+        batch_size=16,
+        buffer_size=400,
+        utd_ratio=0.1,
+        num_eval_envs=2,
+        run_dir=str(tmp_path / name),
+        quiet=True,
+    )
+    agent = CRLConfig(width=32, actor_width=32, repr_dim=16)
+    result = goalax.train(TrainConfig(run=run, agent=agent))
+    assert [row["env_steps"] for row in result.metrics if "eval/success" in row] == [0, 80]
+    final = result.metrics[-1]
+    assert 0.0 <= final["eval/success"] <= 1.0
+    numeric = {k: v for k, v in final.items() if isinstance(v, float)}
+    assert numeric and all(np.isfinite(v) for v in numeric.values()), numeric
