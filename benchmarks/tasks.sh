@@ -13,7 +13,8 @@ OUT="${OUT:-runs/tasks}"
 mkdir -p "$OUT"
 TASKS=("$@")
 if [ ${#TASKS[@]} -eq 0 ]; then
-  mapfile -t TASKS < <("$PYTHON" -c "from goalax import envs; print('\n'.join(envs.names()))")
+  # Last line only: importing MJX may print a notice on stdout first.
+  read -r -a TASKS < <("$PYTHON" -c "from goalax import envs; print(' '.join(envs.names()))" | tail -n 1)
 fi
 for task in "${TASKS[@]}"; do
   echo "== $task" >&2
