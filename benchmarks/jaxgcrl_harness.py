@@ -45,14 +45,10 @@ def main() -> None:
         checkpoint_logdir=tempfile.mkdtemp(prefix="jaxgcrl-ckpt-"),
     )
     env = create_env(env_name=env_name, backend=backend)
-    sps, walls = [], []
-    last = [time.perf_counter()]
+    sps = []
 
     def progress(step, metrics, *args, **kwargs):
         sps.append(float(metrics["training/sps"]))
-        now = time.perf_counter()
-        walls.append(now - last[0])
-        last[0] = now
 
     start = time.perf_counter()
     agent.train_fn(config=config, train_env=env, eval_env=env, progress_fn=progress)

@@ -82,11 +82,9 @@ def _bench_training(config: TrainConfig, iterations: int) -> dict:
     elapsed = time.perf_counter() - t0
     grad_steps = int(state.grad_steps) - start_grads
     seeds = config.run.num_seeds
-    finite = jax.tree.leaves(
-        jax.tree.map(lambda x: jnp.isfinite(x).all(), (state.seeds.agent, state.seeds.metric_sums))
-    )
+    learner = jax.tree.leaves((state.seeds.agent, state.seeds.metric_sums))
     return {
-        "finite": bool(all(bool(leaf) for leaf in finite)),
+        "finite": all(bool(jnp.isfinite(leaf).all()) for leaf in learner),
         "env_steps_per_s": seeds * env_steps / elapsed,
         "grad_steps_per_s": seeds * grad_steps / elapsed,
         "compile_s": compile_s,

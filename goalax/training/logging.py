@@ -114,11 +114,11 @@ def open_wandb(project: str, run_dir: str, config: dict) -> Any:
     here, so it is never needed unless --wandb is given."""
     import wandb
 
-    run_id = os.path.basename(os.path.abspath(run_dir)).replace("/", "-")[-64:]
+    name = os.path.basename(os.path.abspath(run_dir))
     return wandb.init(
         project=project,
-        name=os.path.basename(os.path.abspath(run_dir)),
-        id=run_id,
+        name=name,
+        id=name[-64:],
         dir=run_dir,
         config=config,
         resume="allow",
