@@ -5,12 +5,16 @@
 # Usage: bash benchmarks/tasks.sh [TASK ...]        (default: every task `goalax envs` lists)
 # Config: 64 envs x 62-step unroll, batch 256, paper update ratio (248 updates per iteration),
 # one warm-up + ITERATIONS timed iterations, default backend and episode length of each task.
+# Compile times are cold: goalax's persistent compilation cache points at a fresh empty folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GOALAX="${GOALAX:-goalax}"
 PYTHON="${PYTHON:-python}"  # the interpreter goalax is installed in
 OUT="${OUT:-runs/tasks}"
 mkdir -p "$OUT"
+GOALAX_JAX_CACHE="$(mktemp -d)"
+export GOALAX_JAX_CACHE
+trap 'rm -rf "$GOALAX_JAX_CACHE"' EXIT
 TASKS=("$@")
 if [ ${#TASKS[@]} -eq 0 ]; then
   # Last line only: importing MJX may print a notice on stdout first.

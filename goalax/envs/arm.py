@@ -1,19 +1,23 @@
 """Arm tasks: ``arm_reach``, ``arm_grasp``, ``arm_push_{easy,hard}``, ``arm_binpick_{easy,hard}``.
 
-A simplified arm written for goalax (``assets/arm.xml``), not the Franka Panda: 5 revolute joints
-(base yaw, shoulder, elbow, wrist pitch, wrist roll) and a two-finger parallel gripper, all
-position-servoed, with primitive geoms (capsules, boxes) so that MJX compiles and steps it quickly
-on CPU. The table is the ``z = 0`` plane with a 5 cm cube and two open bins (A at ``y = -0.2``,
+A Franka Emika Panda (``assets/panda.xml``, written for goalax: the Panda's kinematics, joint
+limits and link masses) with its parallel gripper on a table. Physics uses primitive geoms only
+(capsules carry the link masses; the hand and the finger pads are boxes and are the only robot
+parts that collide) because MJX's mesh collisions would multiply the CPU compile time of tasks
+that are already the slowest to compile. For pictures the Panda's meshes are drawn from the
+Franka assets that the ``gymnasium-robotics`` package ships (a dependency; no download at run
+time). The table is the ``z = 0`` plane with a 5 cm cube and two open bins (A at ``y = -0.2``,
 B at ``y = +0.2``, inner size 0.22 square, walls 6 cm high). Runs on MJX only.
 
-Action ``[6]`` in [-1, 1]: joint position targets of the 5 arm joints (mapped linearly onto each
-joint's range) and one gripper target (-1 closed, +1 open) shared by both fingers.
+Action ``[8]`` in [-1, 1]: position targets of the 7 arm joints (mapped linearly onto each
+actuator's range, a part of the joint's range that covers the workspace above the table) and
+one gripper target (-1 closed, +1 open, 8 cm) shared by both fingers.
 
-state_obs ``[24]``: end-effector (between the fingertips) ``x, y, z`` (0-2), cube ``x, y, z``
-(3-5), cube quaternion (6-9), gap between the fingers (10), arm ``q [5]`` (11-15), arm ``qd [5]``
-(16-20), cube linear velocity (21-23).
+state_obs ``[28]``: end effector (the tool centre point between the fingertips) ``x, y, z``
+(0-2), cube ``x, y, z`` (3-5), cube quaternion (6-9), gap between the fingers (10), arm
+``q [7]`` (11-17), arm ``qd [7]`` (18-24), cube linear velocity (25-27).
 
-Goals (every reset also draws the cube's start):
+Goals (every reset also draws the cube's start and jitters the arm's home pose):
 - ``arm_reach``: end effector to a point uniform in ``[0.3, 0.65] x [-0.3, 0.3] x [0.05, 0.4]``.
 - ``arm_grasp``: end effector at the cube's start position and the finger gap equal to the cube's
   width (closed on it), with the cube still there: goal ``[cube xyz, eef xyz, gap]`` (7).
@@ -25,19 +29,26 @@ Goals (every reset also draws the cube's start):
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import xml.etree.ElementTree as ET
 
 import jax
 import jax.numpy as jnp
+import mujoco
 import numpy as np
 from brax.io import mjcf
 
+from goalax.config import ConfigError
 from goalax.envs.ant import GoalPipelineEnv, State
 
-ASSET = os.path.join(os.path.dirname(__file__), "assets", "arm.xml")
-HOME_Q = (0.0, 0.9, 1.6, 1.2, 0.0, 0.02, 0.02)
+ASSET = os.path.join(os.path.dirname(__file__), "assets", "panda.xml")
+#: Where gymnasium-robotics keeps the Franka visual meshes, inside its package.
+MESH_SUBDIR = ("envs", "assets", "kitchen_franka", "franka_assets", "meshes", "visual")
+#: Arm joints 1-7 with the end effector 25 cm above the table at (0.45, 0), gripper pointing down.
+HOME_ARM_Q = (0.0, -0.185, 0.0, -2.497, 0.0, 2.312, 0.785)
+HOME_GAP = 0.04  # each finger's opening at reset (fully open: 0.04)
 CUBE_HALF = 0.025
-FINGER_INNER = 0.024  # finger inner face offset from the hand axis at joint position 0
 BIN_A, BIN_B = (0.45, -0.2), (0.45, 0.2)
 
 #: variant -> goal indices.
@@ -51,8 +62,43 @@ GOAL_INDICES = {
 }
 
 
+def _scene(keep_meshes: bool) -> ET.Element:
+    root = ET.parse(ASSET).getroot()
+    if keep_meshes:
+        root.find("compiler").set("meshdir", mesh_dir())
+        return root
+    for parent in root.iter():
+        for child in [c for c in parent if c.get("class") == "visual"]:
+            parent.remove(child)
+    root.remove(root.find("asset"))
+    return root
+
+
+def physics_model() -> mujoco.MjModel:
+    """The scene without the Panda's meshes: they only draw, and MJX would compile them."""
+    return mujoco.MjModel.from_xml_string(ET.tostring(_scene(False), encoding="unicode"))
+
+
+def mesh_dir() -> str:
+    """Folder of the Franka Panda meshes inside the installed ``gymnasium-robotics``."""
+    spec = importlib.util.find_spec("gymnasium_robotics")
+    path = None if spec is None or spec.origin is None else os.path.dirname(spec.origin)
+    path = path and os.path.join(path, *MESH_SUBDIR)
+    if not path or not os.path.isdir(path):
+        raise ConfigError(
+            "drawing the Panda needs the Franka meshes of gymnasium-robotics 1.4 "
+            '(pip install "gymnasium-robotics>=1.4.2,<1.5"); the arm tasks train without them'
+        )
+    return path
+
+
+def render_model() -> mujoco.MjModel:
+    """The scene with the Panda's meshes; same joints and bodies as :func:`physics_model`."""
+    return mujoco.MjModel.from_xml_string(ET.tostring(_scene(True), encoding="unicode"))
+
+
 class Arm(GoalPipelineEnv):
-    """Simplified 5-DoF arm with a gripper on a table; never terminates."""
+    """Franka Panda with a parallel gripper on a table; never terminates."""
 
     backends = ("mjx",)
 
@@ -65,10 +111,10 @@ class Arm(GoalPipelineEnv):
         variant: str = "reach",
     ):
         backend = backend or self.backends[0]
-        sys = mjcf.load(ASSET)
+        sys = mjcf.load_model(physics_model())
         super().__init__(sys=sys, backend=backend, n_frames=4)
         self.variant = variant
-        self.state_dim = 24
+        self.state_dim = 28
         self.goal_indices = GOAL_INDICES[variant]
         self.goal_threshold = 0.1
         self.success_easy_threshold = 2 * self.goal_threshold
@@ -80,7 +126,10 @@ class Arm(GoalPipelineEnv):
 
     @property
     def action_size(self) -> int:
-        return 6  # 5 arm joints + one gripper target for both fingers
+        return 8  # 7 arm joints + one gripper target for both fingers
+
+    def render_model(self) -> mujoco.MjModel:
+        return render_model()
 
     def _uniform(self, key, low, high) -> jax.Array:
         return jax.random.uniform(
@@ -89,8 +138,8 @@ class Arm(GoalPipelineEnv):
 
     def reset(self, rng: jax.Array) -> State:
         key_q, key_cube, key_goal = jax.random.split(rng, 3)
-        arm_q = jnp.asarray(HOME_Q, jnp.float32) + jnp.concatenate(
-            [jax.random.uniform(key_q, (5,), jnp.float32, -0.05, 0.05), jnp.zeros(2)]
+        arm_q = jnp.asarray(HOME_ARM_Q, jnp.float32) + jax.random.uniform(
+            key_q, (7,), jnp.float32, -0.05, 0.05
         )
         if self.variant.startswith("binpick"):
             cube_xy = self._uniform(
@@ -100,8 +149,15 @@ class Arm(GoalPipelineEnv):
             cube_xy = self._uniform(key_cube, (0.4, -0.05), (0.5, 0.05))
         cube = jnp.concatenate([cube_xy, jnp.array([CUBE_HALF], jnp.float32)])
         goal = self.sample_goal(key_goal, cube)
-        # MuJoCo's order: the cube's free joint (written first in arm.xml), then the arm.
-        q = jnp.concatenate([cube, jnp.array([1.0, 0.0, 0.0, 0.0], jnp.float32), arm_q])
+        # MuJoCo's order: the cube's free joint (written first in panda.xml), arm, fingers.
+        q = jnp.concatenate(
+            [
+                cube,
+                jnp.array([1.0, 0.0, 0.0, 0.0], jnp.float32),
+                arm_q,
+                jnp.full((2,), HOME_GAP, jnp.float32),
+            ]
+        )
         qd = jnp.zeros(self.sys.qd_size(), jnp.float32)
         return self.make_state(self.pipeline_init(q, qd), goal, {"goal": goal})
 
@@ -125,18 +181,22 @@ class Arm(GoalPipelineEnv):
         }[self.variant]
         return jnp.concatenate([self._uniform(key, low, high), z])
 
-    def step(self, state: State, action: jax.Array) -> State:
+    def ctrl(self, action: jax.Array) -> jax.Array:
+        """Actuator targets ``[9]`` for an action ``[8]``: both fingers follow the gripper value."""
         action = jnp.clip(action, -1.0, 1.0)
-        targets = jnp.concatenate([action, action[-1:]])  # both fingers follow the gripper target
-        ctrl = self._ctrl_low + (targets + 1.0) / 2.0 * (self._ctrl_high - self._ctrl_low)
+        targets = jnp.concatenate([action, action[-1:]])
+        return self._ctrl_low + (targets + 1.0) / 2.0 * (self._ctrl_high - self._ctrl_low)
+
+    def step(self, state: State, action: jax.Array) -> State:
+        ctrl = self.ctrl(action)
         pipeline_state = self.pipeline_step(state.pipeline_state, ctrl)
         return self.make_state(pipeline_state, state.info["goal"], state.info)
 
     def state_obs(self, data) -> jax.Array:
         q, qd = data.qpos, data.qvel
-        gap = 2 * FINGER_INNER + q[12] + q[13]
+        gap = q[14] + q[15]  # each finger's joint is its inner face's distance from the axis
         return jnp.concatenate(
-            [data.site_xpos[0], q[0:3], q[3:7], gap[None], q[7:12], qd[6:11], qd[0:3]]
+            [data.site_xpos[0], q[0:3], q[3:7], gap[None], q[7:14], qd[6:13], qd[0:3]]
         )
 
     def goal_marker(self, goal) -> np.ndarray:

@@ -128,7 +128,7 @@ for _variant, _what in (
 ):
     _REGISTRY[f"arm_{_variant}"] = _Entry(
         functools.partial(Arm, variant=_variant),
-        f"simplified 5-DoF gripper arm: {_what}",
+        f"Franka Panda arm: {_what}",
         Arm.backends,
     )
 

@@ -57,6 +57,12 @@ def has_mujoco_model(env: GoalEnv) -> bool:
     return getattr(getattr(env, "sys", None), "mj_model", None) is not None
 
 
+def drawing_model(env: GoalEnv) -> Any:
+    """The MuJoCo model to draw: the task's ``render_model()`` when it has one (a model with
+    meshes that its physics leaves out, same joints), else its physics model."""
+    return env.render_model() if hasattr(env, "render_model") else env.sys.mj_model
+
+
 def goal_marker_position(env: GoalEnv, goal: np.ndarray) -> np.ndarray | None:
     """World ``[3]`` position for a goal marker, or None when no marker should be drawn.
 
@@ -115,7 +121,7 @@ class MujocoView:
 
         self._mujoco = mujoco
         self.env = env
-        model = env.sys.mj_model
+        model = drawing_model(env)
         # The offscreen buffer must hold the frame; this only changes render settings.
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
         model.vis.global_.offheight = max(model.vis.global_.offheight, height)
