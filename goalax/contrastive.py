@@ -95,17 +95,37 @@ def _energy_fn(energy: str) -> Callable[[Array, Array], Array]:
     return _ENERGY_FNS[energy]
 
 
+#: Matmuls of the pairwise energies run in full float32: the default precision is TF32 (10-bit
+#: mantissa) on Ampere/Hopper GPUs, which loses the small distances of the positives.
+_MATMUL_PRECISION = jax.lax.Precision.HIGHEST
+
+
+def _cross(x: Array, y: Array) -> Array:
+    """``x_i · y_j`` as ``[B, B]`` in full float32 on every backend."""
+    return jnp.matmul(x, y.T, precision=_MATMUL_PRECISION)
+
+
 def _pairwise_squared_distances(phi: Array, psi: Array) -> Array:
     """``||phi_i - psi_j||^2`` as ``[B, B]`` via ``||a||^2 + ||b||^2 - 2 a·b`` (one matmul).
 
-    The matmul form costs ``O(B^2 + B^2 d / flops)`` instead of materialising a ``[B, B, d]``
-    difference tensor, which dominated the update time on CPU and grows to hundreds of MB at
-    batch 1024. Rounding can make the result slightly negative: it is clamped at 0.
+    The matmul form costs ``O(B^2 d)`` flops without materialising a ``[B, B, d]`` difference
+    tensor (which dominated the update time on CPU and grows to hundreds of MB at batch 1024).
+    Its weakness is cancellation: for a pair at distance ``r`` with norms ``n`` the result has
+    absolute error ``~ eps n^2``, so at large norms a small distance loses its digits. Three
+    measures keep every entry accurate: both sets are centred on their common mean first
+    (distances are translation-invariant, and the norms that cancel shrink to the spread of the
+    embeddings); the matmul runs in full float32 (``_MATMUL_PRECISION``); and the diagonal, where
+    the positives sit and distances are smallest, is recomputed exactly from the differences
+    (``O(B d)``). Rounding can still leave an off-diagonal entry slightly negative: clamped at 0.
     """
-    cross = phi @ psi.T
+    centre = 0.5 * (jnp.mean(phi, axis=0) + jnp.mean(psi, axis=0))
+    phi, psi = phi - centre, psi - centre
     sq_phi = jnp.sum(jnp.square(phi), axis=-1, keepdims=True)
     sq_psi = jnp.sum(jnp.square(psi), axis=-1, keepdims=True)
-    return jnp.maximum(sq_phi + sq_psi.T - 2.0 * cross, 0.0)
+    squared = jnp.maximum(sq_phi + sq_psi.T - 2.0 * _cross(phi, psi), 0.0)
+    exact_diagonal = jnp.sum(jnp.square(phi - psi), axis=-1)
+    on_diagonal = jnp.eye(phi.shape[0], psi.shape[0], dtype=bool)
+    return jnp.where(on_diagonal, exact_diagonal[:, None], squared)
 
 
 def _pairwise_safe_sqrt(squared: Array) -> Array:
@@ -116,8 +136,8 @@ def _pairwise_safe_sqrt(squared: Array) -> Array:
 _PAIRWISE_FNS: dict[str, Callable[[Array, Array], Array]] = {
     "l2": lambda x, y: -_pairwise_safe_sqrt(_pairwise_squared_distances(x, y)),
     "l2_squared": lambda x, y: -_pairwise_squared_distances(x, y),
-    "dot": lambda x, y: x @ y.T,
-    "cosine": lambda x, y: _unit_rows(x) @ _unit_rows(y).T,
+    "dot": _cross,
+    "cosine": lambda x, y: _cross(_unit_rows(x), _unit_rows(y)),
 }
 
 
@@ -126,8 +146,9 @@ def pairwise_logits(energy: str, phi: Array, psi: Array) -> Array:
 
     ``f`` is one of ``ENERGIES``: ``l2 = -||phi_i - psi_j||_2``, ``l2_squared = -||.||_2^2``,
     ``l1 = -||.||_1``, ``dot = phi_i · psi_j``, ``cosine = (phi_i/||phi_i||) · (psi_j/||psi_j||)``.
-    ``l2``, ``l2_squared``, ``dot`` and ``cosine`` use one matmul (fast on every backend); ``l1``
-    has no matmul form and broadcasts rows (``O(B^2 d)`` memory).
+    ``l2``, ``l2_squared``, ``dot`` and ``cosine`` use one full-precision matmul (fast on every
+    backend, accurate at large norms, see ``_pairwise_squared_distances``); ``l1`` has no matmul
+    form and broadcasts rows (``O(B^2 d)`` memory).
     """
     energy_fn = _energy_fn(energy)
     if energy in _PAIRWISE_FNS:
@@ -176,8 +197,10 @@ def _infonce_backward(logits: Array) -> Array:
 
 
 def _infonce_sym(logits: Array) -> Array:
-    """``(infonce_forward + infonce_backward) / 2``: the paper's default."""
-    return 0.5 * (_infonce_forward(logits) + _infonce_backward(logits))
+    """``-mean_i [2 logits_ii - logsumexp_j logits_ij - logsumexp_j logits_ji]``: the paper's
+    default, the *sum* ``infonce_forward + infonce_backward`` (as in JaxGCRL, so the logsumexp
+    penalty keeps the reference's relative weight)."""
+    return _infonce_forward(logits) + _infonce_backward(logits)
 
 
 def _binary_nce(logits: Array) -> Array:
@@ -227,19 +250,23 @@ def _dpo(logits: Array) -> Array:
 
 
 def _ipo(logits: Array) -> Array:
-    """IPO with τ = 1, ``mean_{i != j} (logits_ii - logits_ij - 0.5)^2``.
+    """IPO-style regression, ``mean_{i != j} (logits_ii - logits_ij - 1)^2``.
 
-    Regresses every margin to ``1/(2τ) = 0.5`` instead of pushing it to infinity, so the best
-    critic has margin exactly 0.5, not a large one.
+    Regresses every margin to 1 (the JaxGCRL paper code's target) instead of pushing it to
+    infinity, so the best critic has margin exactly 1. The paper code averages over all ``B^2``
+    entries, whose ``B`` diagonal terms are the constant ``(0 - 1)^2``; averaging over the
+    negatives only changes the gradient's scale by ``B / (B - 1)``.
     """
-    return _off_diagonal_mean(jnp.square(_margins(logits) - 0.5))
+    return _off_diagonal_mean(jnp.square(_margins(logits) - 1.0))
 
 
 def _sppo(logits: Array) -> Array:
-    """SPPO-style regression, ``mean_i (logits_ii - 0.5)^2 + mean_{i != j} (logits_ij + 0.5)^2``:
-    positives to +0.5 and negatives to -0.5 (absolute targets, unlike IPO's margins)."""
-    positives = jnp.mean(jnp.square(jnp.diagonal(logits) - 0.5))
-    return positives + _off_diagonal_mean(jnp.square(logits + 0.5))
+    """SPPO-style regression, ``mean_i (logits_ii - 1)^2 + mean_{i != j} (logits_ij + 1)^2``:
+    positives to +1 and negatives to -1 (absolute targets, unlike IPO's margins; the paper
+    code's targets). Both groups weigh the same, as the paper code's ``B``-fold weight on the
+    diagonal intends (its negatives weigh ``(B - 1) / B`` of ours)."""
+    positives = jnp.mean(jnp.square(jnp.diagonal(logits) - 1.0))
+    return positives + _off_diagonal_mean(jnp.square(logits + 1.0))
 
 
 _LOSS_FNS: dict[str, Callable[[Array], Array]] = {
@@ -269,14 +296,14 @@ def contrastive_loss(loss: str, logits: Array) -> tuple[Array, dict[str, Array]]
 
     - ``infonce_forward``: ``mean_i [ -logits_ii + logsumexp_j logits_ij ]`` (softmax over goals)
     - ``infonce_backward``: ``mean_j [ -logits_jj + logsumexp_i logits_ij ]`` (over state-actions)
-    - ``infonce_sym``: the average of the two
+    - ``infonce_sym``: their sum, ``-mean_i [2 logits_ii - lse_j logits_ij - lse_j logits_ji]``
     - ``binary_nce``: ``mean_ij BCE(σ(logits_ij), I_ij)`` over all ``B^2`` entries
     - ``flatnce``: ``mean_i exp(l_i - sg(l_i))``,
       ``l_i = logsumexp_{j != i}(logits_ij - logits_ii)`` (value 1, gradient ``mean_i ∇ l_i``)
     - ``forward_backward``: ``-mean_i logits_ii + 0.5 mean_{i != j} logits_ij^2``
     - ``dpo``: ``-mean_{i != j} log σ(logits_ii - logits_ij)``
-    - ``ipo``: ``mean_{i != j} (logits_ii - logits_ij - 0.5)^2``
-    - ``sppo``: ``mean_i (logits_ii - 0.5)^2 + mean_{i != j} (logits_ij + 0.5)^2``
+    - ``ipo``: ``mean_{i != j} (logits_ii - logits_ij - 1)^2``
+    - ``sppo``: ``mean_i (logits_ii - 1)^2 + mean_{i != j} (logits_ij + 1)^2``
 
     Metrics: ``logits_pos`` (mean diagonal), ``logits_neg`` (mean off-diagonal),
     ``categorical_accuracy`` (fraction of rows whose argmax is the diagonal), and for

@@ -114,7 +114,17 @@ BACKWARD_L2 = ((-2 + log(e**2 + e)) + (-3 + log(1 + e**3))) / 2  # columns: {2, 
 EXPECTED_LOSSES = {
     "infonce_forward": (L2, FORWARD_L2),
     "infonce_backward": (L2, BACKWARD_L2),
-    "infonce_sym": (L2, (FORWARD_L2 + BACKWARD_L2) / 2),
+    # The sum of both directions, as in JaxGCRL: -mean(2 diag - lse_rows - lse_cols). On L3:
+    # rows {2,0,1}, {1,3,0}, {0,0,1}; columns {2,1,0}, {0,3,0}, {1,0,1}; diagonal {2, 3, 1}.
+    "infonce_sym": (
+        L3,
+        -(
+            (2 * 2 - log(e**2 + 1 + e) - log(e**2 + e + 1))
+            + (2 * 3 - log(e + e**3 + 1) - log(1 + e**3 + 1))
+            + (2 * 1 - log(1 + 1 + e) - log(e + 1 + e))
+        )
+        / 3,
+    ),
     # Labels I: diagonal BCE = softplus(-x), off-diagonal = softplus(x); mean over B^2 = 4.
     "binary_nce": (L2, (softplus(-2) + softplus(-3) + softplus(0) + softplus(1)) / 4),
     # FlatNCE's value is exactly 1 whatever the logits (its gradient is tested below).
@@ -123,9 +133,10 @@ EXPECTED_LOSSES = {
     "forward_backward": (L3, -2.0 + 0.5 * 2.0 / 6.0),
     # margins logits_ii - logits_ij: row 0: 2, 1; row 1: 2, 3; row 2: 1, 1.
     "dpo": (L3, -sum(log_sigmoid(m) for m in (2, 1, 2, 3, 1, 1)) / 6),
-    "ipo": (L3, sum((m - 0.5) ** 2 for m in (2, 1, 2, 3, 1, 1)) / 6),
-    # diag (x - .5)^2: 2.25, 6.25, .25; off-diagonal (x + .5)^2: .25, 2.25, 2.25, .25, .25, .25
-    "sppo": (L3, (2.25 + 6.25 + 0.25) / 3 + (0.25 + 2.25 + 2.25 + 0.25 + 0.25 + 0.25) / 6),
+    # margins - 1: 1, 0, 1, 2, 0, 0 -> squares sum 6 over 6 negatives.
+    "ipo": (L3, 1.0),
+    # diag (x - 1)^2: 1, 4, 0; off-diagonal (x + 1)^2: 1, 4, 4, 1, 1, 1.
+    "sppo": (L3, (1 + 4 + 0) / 3 + (1 + 4 + 4 + 1 + 1 + 1) / 6),
 }
 
 
@@ -186,9 +197,9 @@ def test_logsumexp_penalty_hand_value():
     np.testing.assert_allclose(all_losses(L2)["logsumexp_penalty"], expected, rtol=1e-6)
 
 
-# A separating critic at the scale each loss aims for: IPO regresses margins to 0.5, SPPO
-# logits to ±0.5 and FB negatives to 0, so "large diagonal" means their targets, not +∞.
-SEPARATING = {"ipo": (0.25, -0.25), "sppo": (0.5, -0.5), "forward_backward": (5.0, 0.0)}
+# A separating critic at the scale each loss aims for: IPO regresses margins to 1, SPPO
+# logits to ±1 and FB negatives to 0, so "large diagonal" means their targets, not +∞.
+SEPARATING = {"ipo": (0.5, -0.5), "sppo": (1.0, -1.0), "forward_backward": (5.0, 0.0)}
 
 
 def _objective(loss, logits):
@@ -285,3 +296,36 @@ def test_unknown_names_raise_with_valid_names():
         pairwise_logits("euclid", PHI, PSI)
     with pytest.raises(ValueError, match="l2_squared"):
         paired_logits("euclid", PHI, PSI)
+
+
+def test_infonce_sym_is_the_sum_of_both_directions():
+    value, _ = all_losses(L3)["infonce_sym"]
+    forward, _ = all_losses(L3)["infonce_forward"]
+    backward, _ = all_losses(L3)["infonce_backward"]
+    np.testing.assert_allclose(value, forward + backward, rtol=1e-6)
+
+
+@pytest.mark.parametrize("energy", ["l2", "l2_squared"])
+@pytest.mark.parametrize("norm", [1.0, 10.0, 30.0])
+def test_pairwise_distances_accurate_at_large_norms(energy, norm):
+    # Positives 1e-3..1e-1 apart on embeddings of norm 1-30 (a common offset, as trained
+    # encoders drift): the matmul form must agree with the float64 broadcast difference to a
+    # small fraction of each pair's distance, on the diagonal and off it.
+    rng = np.random.default_rng(int(norm))
+    batch, dim = 64, 16
+    direction = rng.normal(size=dim)
+    offset = norm * direction / np.linalg.norm(direction)
+    phi = offset + 0.3 * rng.normal(size=(batch, dim))
+    psi = phi + rng.uniform(1e-3, 1e-1, size=(batch, 1)) * rng.normal(size=(batch, dim)) / 4
+    psi[5] = phi[7] + 1e-2  # a near-duplicate off the diagonal
+    distance = np.linalg.norm(phi[:, None, :] - psi[None, :, :], axis=-1)
+    expected = -distance if energy == "l2" else -(distance**2)
+    got = np.asarray(
+        pairwise_logits(energy, jnp.asarray(phi, jnp.float32), jnp.asarray(psi, jnp.float32)),
+        np.float64,
+    )
+    scale = distance if energy == "l2" else distance**2
+    relative = np.abs(got - expected) / scale
+    # ||a||^2 + ||b||^2 - 2 a.b on the raw float32 inputs is off by 2 % at norm 1 and by more
+    # than the distance itself at norms 10 and 30.
+    assert relative.max() < 1e-3, f"worst relative error {relative.max():.2e}"

@@ -100,3 +100,56 @@ def test_act_is_bounded_and_deterministic_mode_is_repeatable():
     np.testing.assert_array_equal(a1, a2)
     assert a3.shape == (5, 2) and np.all(np.abs(np.asarray(a3)) <= 1.0)
     assert not np.allclose(a1, a3)
+
+
+def test_actor_steps_against_the_critic_before_its_update():
+    # The reference's order: actor and alpha use the critic as it was before this update. So
+    # the actor after one update cannot depend on the critic's learning rate.
+    batch = synthetic_batch(jax.random.PRNGKey(0))
+    after = []
+    for critic_lr in (3e-4, 0.5):
+        agent = crl.make(tiny(critic_lr=critic_lr), **SIZES)
+        state, _ = jax.jit(agent.update)(
+            agent.init(jax.random.PRNGKey(1)), batch, jax.random.PRNGKey(2)
+        )
+        after.append(state.params)
+    for a, b in zip(jax.tree.leaves(after[0].actor), jax.tree.leaves(after[1].actor)):
+        np.testing.assert_array_equal(a, b)
+    moved = [
+        float(jnp.max(jnp.abs(a - b)))
+        for a, b in zip(jax.tree.leaves(after[0].sa_encoder), jax.tree.leaves(after[1].sa_encoder))
+    ]
+    assert max(moved) > 1e-3  # the critics did take different steps
+
+
+def test_critic_step_equals_adam_on_the_direct_gradient():
+    # The update shares psi between actor and critic through a VJP; its critic step must equal
+    # Adam on the gradient of the plain critic loss, written here from the networks and losses.
+    import optax
+
+    from goalax.networks import MLP
+
+    config = tiny(loss="infonce_sym", energy="l2")
+    agent = crl.make(config, **SIZES)
+    state0 = agent.init(jax.random.PRNGKey(1))
+    batch = synthetic_batch(jax.random.PRNGKey(0))
+    encoder = MLP(out_dim=config.repr_dim, width=config.width, depth=config.depth)
+
+    def loss(critic):
+        sa_params, g_params = critic
+        phi = encoder.apply(sa_params, jnp.concatenate([batch["state_obs"], batch["action"]], -1))
+        psi = encoder.apply(g_params, batch["goal"])
+        logits = contrastive.pairwise_logits("l2", phi, psi)
+        value, _ = contrastive.contrastive_loss("infonce_sym", logits)
+        return value + config.logsumexp_penalty * contrastive.logsumexp_penalty(logits)
+
+    critic = (state0.params.sa_encoder, state0.params.goal_encoder)
+    grads = jax.grad(loss)(critic)
+    tx = optax.adam(config.critic_lr)
+    updates, _ = tx.update(grads, tx.init(critic), critic)
+    expected = optax.apply_updates(critic, updates)
+    state1, metrics = jax.jit(agent.update)(state0, batch, jax.random.PRNGKey(2))
+    np.testing.assert_allclose(metrics["critic_loss"], loss(critic), rtol=1e-5)
+    got = (state1.params.sa_encoder, state1.params.goal_encoder)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

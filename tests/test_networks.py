@@ -209,3 +209,23 @@ def test_deterministic_action_is_tanh_of_mean():
     np.testing.assert_allclose(
         jax.jit(deterministic_action)(mean), [[0.0, np.tanh(1.0), -1.0]], rtol=1e-6
     )
+
+
+def test_dense_init_is_variance_scaling_one_third_fan_in_uniform():
+    # The reference's init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), std 1/sqrt(3 fan_in), zero bias.
+    from goalax.networks import MLP, TanhGaussianActor
+
+    fan_in = 300
+    critic = MLP(out_dim=64, width=512, depth=2).init(jax.random.PRNGKey(0), jnp.zeros((1, fan_in)))
+    actor = TanhGaussianActor(action_dim=8, width=512).init(
+        jax.random.PRNGKey(1), jnp.zeros((1, fan_in))
+    )
+    for params in (critic["params"], actor["params"]["trunk"]):
+        kernel = np.asarray(params["dense_0"]["kernel"])
+        bound = 1.0 / np.sqrt(fan_in)
+        assert np.abs(kernel).max() <= bound
+        assert np.abs(kernel).max() > 0.99 * bound  # uniform, so the bound is reached
+        np.testing.assert_allclose(kernel.std(), 1.0 / np.sqrt(3 * fan_in), rtol=0.02)
+        np.testing.assert_array_equal(params["dense_0"]["bias"], 0.0)
+        hidden = np.asarray(params["dense_1"]["kernel"])
+        np.testing.assert_allclose(hidden.std(), 1.0 / np.sqrt(3 * 512), rtol=0.02)

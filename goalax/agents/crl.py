@@ -160,38 +160,34 @@ def make(
             alpha_opt=alpha_tx.init(params.log_alpha),
         )
 
-    def embed(critic, state_obs, action, goal):
-        sa_params, g_params = critic
-        phi = sa_encoder.apply(sa_params, jnp.concatenate([state_obs, action], axis=-1))
-        psi = goal_encoder.apply(g_params, goal)
-        return phi, psi
-
-    def critic_loss(critic, batch):
-        phi, psi = embed(critic, batch["state_obs"], batch["action"], batch["goal"])
+    def critic_loss(sa_params, psi, batch):
+        """Contrastive loss of ``φ(s, a)`` against the goal embeddings ``psi [B, repr_dim]``."""
+        phi = sa_encoder.apply(
+            sa_params, jnp.concatenate([batch["state_obs"], batch["action"]], axis=-1)
+        )
         logits = contrastive.pairwise_logits(config.energy, phi, psi)
         loss, metrics = contrastive.contrastive_loss(config.loss, logits)
         loss = loss + config.logsumexp_penalty * contrastive.logsumexp_penalty(logits)
         return loss, metrics
 
-    def actor_loss(actor_params, critic, log_alpha, batch, key):
+    def actor_loss(actor_params, sa_params, psi, log_alpha, batch, key):
         obs = jnp.concatenate([batch["state_obs"], batch["goal"]], axis=-1)
         mean, log_std = actor.apply(actor_params, obs)
         action, log_prob = sample_tanh_gaussian(mean, log_std, key)
-        phi, psi = embed(critic, batch["state_obs"], action, batch["goal"])
+        phi = sa_encoder.apply(sa_params, jnp.concatenate([batch["state_obs"], action], axis=-1))
         score = contrastive.paired_logits(config.energy, phi, psi)
         alpha = jnp.exp(log_alpha)
         return jnp.mean(alpha * log_prob - score), log_prob
 
     def update(state: CRLState, batch: dict, key: jax.Array) -> tuple[CRLState, dict]:
+        """Actor and α step against the critic as it was, then the critic step (the reference's
+        order). Both see the same goal embeddings ``ψ(g)``: computed once, with a VJP that
+        carries the critic's gradient back into the goal encoder."""
         p = state.params
-        critic = (p.sa_encoder, p.goal_encoder)
-        (c_loss, c_metrics), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(critic, batch)
-        c_updates, critic_opt = critic_tx.update(c_grads, state.critic_opt, critic)
-        critic = optax.apply_updates(critic, c_updates)
+        psi, psi_vjp = jax.vjp(lambda g: goal_encoder.apply(g, batch["goal"]), p.goal_encoder)
 
-        frozen_critic = jax.lax.stop_gradient(critic)
         (a_loss, log_prob), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            p.actor, frozen_critic, p.log_alpha, batch, key
+            p.actor, jax.lax.stop_gradient(p.sa_encoder), psi, p.log_alpha, batch, key
         )
         a_updates, actor_opt = actor_tx.update(a_grads, state.actor_opt, p.actor)
         actor_params = optax.apply_updates(p.actor, a_updates)
@@ -200,6 +196,14 @@ def make(
         alpha_grad = jax.grad(lambda la: jnp.mean(la * entropy_gap))(p.log_alpha)
         al_updates, alpha_opt = alpha_tx.update(alpha_grad, state.alpha_opt, p.log_alpha)
         log_alpha = optax.apply_updates(p.log_alpha, al_updates)
+
+        (c_loss, c_metrics), (sa_grads, psi_grad) = jax.value_and_grad(
+            critic_loss, argnums=(0, 1), has_aux=True
+        )(p.sa_encoder, psi, batch)
+        (g_grads,) = psi_vjp(psi_grad)
+        critic = (p.sa_encoder, p.goal_encoder)
+        c_updates, critic_opt = critic_tx.update((sa_grads, g_grads), state.critic_opt, critic)
+        critic = optax.apply_updates(critic, c_updates)
 
         new_state = CRLState(
             params=CRLParams(critic[0], critic[1], actor_params, log_alpha),
