@@ -73,7 +73,7 @@ def breakdown(env_name: str, num_envs: int) -> dict:
     batch = sample(buf, jax.random.PRNGKey(1))
     update = jax.jit(agent.update)
     evaluate = jax.jit(
-        lambda p, k: rollout.evaluate_episodes(
+        lambda p, k: evaluate.evaluate_episodes(
             env,
             lambda o, kk: agent.act(p, o, kk, True),
             k,

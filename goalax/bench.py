@@ -2,7 +2,8 @@
 
 Measures what a user's run would do, with the same program: compile time of one chunk, then
 ``iterations`` training iterations timed after a warm-up iteration (env steps/s and gradient
-steps/s), and peak memory (process RSS; device peak bytes where the backend reports them).
+steps/s; the prefill is skipped so that every timed iteration updates), the replay buffer's size
+in bytes, and peak memory (process RSS; device peak bytes where the backend reports them).
 ``--physics-only`` times vectorised env stepping with random actions: the ceiling for that env
 and env count.
 """
@@ -24,7 +25,7 @@ import tyro
 from goalax import agents
 from goalax.config import ConfigError, RunConfig, TrainConfig
 from goalax.training import rollout
-from goalax.training.loop import build, compile_program, init_state, make_env
+from goalax.training.loop import buffer_bytes, build, compile_program, init_state, make_env
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ def _device_peak_mb() -> float | None:
 
 
 def _bench_training(config: TrainConfig, iterations: int) -> dict:
-    program = build(config)
+    # Prefill iterations take no updates: the timed iterations must be training ones.
+    run = dataclasses.replace(config.run, prefill_steps=0)
+    program = build(dataclasses.replace(config, run=run))
     state = init_state(program)
     steps = program.schedule.steps_per_iteration
     t0 = time.perf_counter()
@@ -91,6 +94,7 @@ def _bench_training(config: TrainConfig, iterations: int) -> dict:
         "iteration_s": elapsed / iterations,
         "updates_per_iteration": program.schedule.updates_per_iteration,
         "env_steps_per_iteration": steps,
+        "buffer_bytes": buffer_bytes(state),
     }
 
 

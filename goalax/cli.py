@@ -170,16 +170,28 @@ def train_main(argv: list[str]) -> int:
     return 0
 
 
+ENVS_HELP = """usage: goalax envs
+
+List every task: observation, goal and action sizes, success threshold, default episode length,
+default physics backend, and when an episode ends early by default ("terminates": the ant and
+humanoid families end when the torso leaves the reference's healthy height range; train with
+--no-termination to keep them running to the time limit). Takes no arguments."""
+
+
 def envs_main(argv: list[str]) -> int:
     from rich.console import Console
     from rich.table import Table
 
     from goalax import envs
 
+    if argv in (["-h"], ["--help"]):
+        print(ENVS_HELP)
+        return 0
     if argv:
-        return _fail("'goalax envs' takes no arguments")
+        return _fail("'goalax envs' takes no arguments (see 'goalax envs --help')")
     table = Table(title="goalax tasks")
-    for column in ("name", "obs", "goal", "action", "threshold", "episode", "backend"):
+    columns = ("name", "obs", "goal", "action", "threshold", "episode", "backend", "terminates")
+    for column in columns:
         table.add_column(column)
     for name in envs.names():
         s = envs.spec(name)
@@ -191,8 +203,9 @@ def envs_main(argv: list[str]) -> int:
             f"{s.goal_threshold:g}",
             str(s.episode_length),
             s.backend,
+            s.termination,
         )
-    Console(width=120).print(table)
+    Console(width=150).print(table)
     return 0
 
 

@@ -14,6 +14,8 @@ from typing import Any
 from goalax.agents.crl import CRLConfig
 
 MAX_ENV_STEPS = 2**31 - 1  # device step counters are int32
+#: Default replay steps kept per env (the reference's ``max_replay_size``).
+BUFFER_STEPS_PER_ENV = 10_000
 
 
 class ConfigError(ValueError):
@@ -38,6 +40,8 @@ class RunConfig:
     """Time limit of an episode; default: the task's own."""
     backend: str | None = None
     """Physics backend; default: the task's own stable choice."""
+    termination: bool = True
+    """End episodes when the body is unhealthy (ant/humanoid: torso height out of range)."""
     dense_reward: bool = False
     """Reward -distance instead of the sparse success indicator."""
     batch_size: int = 256
@@ -46,8 +50,10 @@ class RunConfig:
     """Environment steps per env collected per training iteration."""
     utd_ratio: float = 0.0625
     """Gradient steps per environment step (paper: about 1 per 16)."""
-    buffer_size: int = 1_000_000
-    """Replay capacity in transitions (split evenly over envs)."""
+    buffer_size: int | None = None
+    """Replay capacity in transitions (split evenly over envs); default 10,000 per env."""
+    prefill_steps: int = 1000
+    """Env steps per env collected with the initial policy before the first update (in budget)."""
     eval_every: int | None = None
     """Evaluate every this many env steps; default: a tenth of the budget."""
     num_eval_envs: int = 128
@@ -82,6 +88,8 @@ class Schedule:
     buffer_rows: int
     eval_every: int
     num_iterations: int
+    #: Env steps (over all envs) collected before the first update; 0 without replay.
+    prefill_env_steps: int = 0
 
 
 def _fail(message: str) -> None:
@@ -96,14 +104,17 @@ def validate(run: RunConfig) -> None:
         "--total-env-steps": run.total_env_steps,
         "--batch-size": run.batch_size,
         "--unroll-length": run.unroll_length,
-        "--buffer-size": run.buffer_size,
         "--num-eval-envs": run.num_eval_envs,
     }
+    if run.buffer_size is not None:
+        positive["--buffer-size"] = run.buffer_size
     for flag, value in positive.items():
         if value < 1:
             _fail(f"{flag} must be a positive integer, got {value}")
     if run.episode_length is not None and run.episode_length < 1:
         _fail(f"--episode-length must be a positive integer, got {run.episode_length}")
+    if run.prefill_steps < 0:
+        _fail(f"--prefill-steps must be >= 0, got {run.prefill_steps}")
     if run.eval_every is not None and run.eval_every < 1:
         _fail(f"--eval-every must be a positive number of env steps, got {run.eval_every}")
     if run.total_env_steps > MAX_ENV_STEPS:
@@ -112,25 +123,30 @@ def validate(run: RunConfig) -> None:
         _fail(f"--utd-ratio must be a positive number, got {run.utd_ratio}")
 
 
+def buffer_size(run: RunConfig) -> int:
+    """Replay capacity in transitions: ``--buffer-size``, or 10,000 steps per env by default."""
+    return run.buffer_size if run.buffer_size is not None else BUFFER_STEPS_PER_ENV * run.num_envs
+
+
 def make_schedule(run: RunConfig, env_episode_length: int, uses_replay: bool = True) -> Schedule:
     """Derive iteration sizes; raises ConfigError when the sizes cannot fit together.
 
-    On-policy agents (``uses_replay=False``) keep no buffer, so its sizes are not checked.
+    On-policy agents (``uses_replay=False``) keep no buffer and collect no prefill, so those sizes
+    are not checked.
     """
     validate(run)
     episode_length = run.episode_length or env_episode_length
     steps_per_iteration = run.num_envs * run.unroll_length
-    buffer_rows = run.buffer_size // run.num_envs
-    if uses_replay and buffer_rows < run.unroll_length:
+    capacity = buffer_size(run)
+    buffer_rows = capacity // run.num_envs
+    if uses_replay:
+        _check_replay(run, capacity, buffer_rows, episode_length)
+    prefill = run.prefill_steps * run.num_envs if uses_replay else 0
+    if prefill >= run.total_env_steps:
         _fail(
-            f"--buffer-size {run.buffer_size} holds {buffer_rows} steps per env, fewer than one "
-            f"iteration's --unroll-length {run.unroll_length}; raise --buffer-size to at least "
-            f"{run.num_envs * run.unroll_length} or lower --num-envs/--unroll-length"
-        )
-    if uses_replay and run.batch_size > run.buffer_size:
-        _fail(
-            f"--batch-size {run.batch_size} is larger than the buffer ({run.buffer_size} "
-            "transitions); lower --batch-size or raise --buffer-size"
+            f"--prefill-steps {run.prefill_steps} x --num-envs {run.num_envs} = {prefill} env "
+            f"steps of prefill leave none of --total-env-steps {run.total_env_steps} for "
+            "training; raise --total-env-steps or lower --prefill-steps"
         )
     updates = max(1, round(run.utd_ratio * steps_per_iteration))
     eval_every = run.eval_every or max(1, run.total_env_steps // 10)
@@ -141,7 +157,30 @@ def make_schedule(run: RunConfig, env_episode_length: int, uses_replay: bool = T
         buffer_rows=buffer_rows,
         eval_every=eval_every,
         num_iterations=math.ceil(run.total_env_steps / steps_per_iteration),
+        prefill_env_steps=prefill,
     )
+
+
+def _check_replay(run: RunConfig, capacity: int, rows: int, episode_length: int) -> None:
+    """The buffer must hold one iteration and one whole episode per env, and one batch."""
+    flag = f"--buffer-size {capacity}" + ("" if run.buffer_size is not None else " (default)")
+    if rows < run.unroll_length:
+        _fail(
+            f"{flag} holds {rows} steps per env, fewer than one iteration's --unroll-length "
+            f"{run.unroll_length}; raise --buffer-size to at least "
+            f"{run.num_envs * run.unroll_length} or lower --num-envs/--unroll-length"
+        )
+    if rows < episode_length:
+        _fail(
+            f"{flag} holds {rows} steps per env, fewer than one episode ({episode_length} steps), "
+            f"so no future goal could come from a whole episode; raise --buffer-size to at least "
+            f"{run.num_envs * episode_length} or lower --num-envs/--episode-length"
+        )
+    if run.batch_size > capacity:
+        _fail(
+            f"--batch-size {run.batch_size} is larger than the buffer ({capacity} transitions); "
+            "lower --batch-size or raise --buffer-size"
+        )
 
 
 @dataclass(frozen=True)

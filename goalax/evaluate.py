@@ -1,4 +1,7 @@
-"""``goalax eval``: success, distance and time at goal of a run's latest checkpoint.
+"""Evaluation, in one place: the episode rollout and its metrics (``evaluate_episodes``, which
+training runs at every evaluation point), their names (``METRICS``, the ``eval/...`` columns of
+``metrics.jsonl``) and ``goalax eval`` (success, distance and time at goal of a run's latest
+checkpoint).
 
 Episodes use the deterministic policy and the run's own episode length, from fresh resets with
 random goals or, with a named goal set, ``episodes`` episodes for every goal of the set.
@@ -15,9 +18,80 @@ import jax.numpy as jnp
 import numpy as np
 
 from goalax.config import ConfigError
-from goalax.training.rollout import evaluate_episodes
+from goalax.training.rollout import Policy
 
-METRICS = ("success", "success_easy", "success_at_end", "time_at_goal", "dist", "episode_return")
+#: Per-evaluation metrics (``eval/<name>`` in metrics rows), see ``evaluate_episodes``.
+METRICS = (
+    "success",
+    "success_easy",
+    "success_at_end",
+    "time_at_goal",
+    "dist",
+    "episode_return",
+    "episode_length",
+)
+
+
+def evaluate_episodes(
+    env: Any,
+    policy: Policy,
+    key: jax.Array,
+    *,
+    num_envs: int,
+    episode_length: int,
+    goals: jax.Array | None = None,
+) -> dict[str, jax.Array]:
+    """Run one episode per env from a fresh reset; per-episode metrics averaged over envs.
+
+    With ``goals [n, goal_dim]`` (a named evaluation-goal set), episode i pursues
+    ``goals[i % n]`` and ``success_per_goal [n]`` is added (each goal's success rate).
+
+    success = reached at least once; success_at_end = within threshold at the episode's last
+    step; time_at_goal = fraction of the ``episode_length`` steps within threshold; dist = mean
+    distance over the steps the episode lasted. After a true termination nothing counts: the
+    terminal step is the episode's last (it can still be a success), and the steps it did not
+    live count as not at the goal in ``time_at_goal`` (so falling early is never rewarded) and are
+    left out of ``dist`` and ``episode_return``. ``episode_length`` reports the mean steps lived.
+    """
+    reset_key, act_key = jax.random.split(key)
+    state = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
+    if goals is not None:
+        goal_index = jnp.arange(num_envs) % goals.shape[0]
+        state = jax.vmap(env.with_goal)(state, goals[goal_index])
+
+    def step(carry, step_key):
+        state, alive = carry
+        nxt = jax.vmap(env.step)(state, policy(state.obs, step_key))
+        m = nxt.metrics
+        record = {
+            "success": m["success"] * alive,
+            "success_easy": m["success_easy"] * alive,
+            "dist": m["dist"] * alive,
+            "reward": nxt.reward * alive,
+            "alive": alive,
+        }
+        return (nxt, alive * (1.0 - (nxt.done > 0))), record
+
+    alive0 = jnp.ones((num_envs,), jnp.float32)
+    (_, _), rec = jax.lax.scan(step, (state, alive0), jax.random.split(act_key, episode_length))
+    length = jnp.maximum(rec["alive"].sum(0), 1.0)
+    last = jnp.maximum(length.astype(jnp.int32) - 1, 0)
+    at_end = rec["success"][last, jnp.arange(num_envs)]
+    result = {
+        "success": rec["success"].max(0).mean(),
+        "success_easy": rec["success_easy"].max(0).mean(),
+        "success_at_end": at_end.mean(),
+        "time_at_goal": (rec["success"].sum(0) / episode_length).mean(),
+        "dist": (rec["dist"].sum(0) / length).mean(),
+        "episode_return": rec["reward"].sum(0).mean(),
+        "episode_length": rec["alive"].sum(0).mean(),
+    }
+    if goals is not None:
+        reached = rec["success"].max(0)
+        hits = jnp.zeros(goals.shape[0]).at[goal_index].add(reached)
+        counts = jnp.zeros(goals.shape[0]).at[goal_index].add(1.0)
+        result["success_per_goal"] = hits / jnp.maximum(counts, 1.0)
+    return result
 
 
 def goal_set(env: Any, name: str) -> np.ndarray:

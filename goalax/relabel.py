@@ -9,11 +9,15 @@ episode, also after an early termination.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 
 from goalax import buffer as replay
-from goalax.envs.base import goal_metrics
+
+#: ``(achieved [B, G], goal [B, G]) -> (reward [B], metrics)``: a task's ``GoalEnv.goal_reward``.
+GoalReward = Callable[[jax.Array, jax.Array], tuple[jax.Array, dict]]
 
 
 def future_goal_batch(
@@ -59,14 +63,14 @@ def her_batch(
     gamma: float,
     strategy: str,
     relabel_fraction: float,
-    goal_threshold: float,
-    dense_reward: bool,
+    goal_reward: GoalReward,
 ) -> dict:
     """SAC/TD3 batch with hindsight relabelling.
 
     Returns ``state_obs, action, next_state_obs [B, S]``, ``goal [B, G]``, ``reward [B]``,
     ``terminated [B]`` and ``relabelled [B]``. With ``relabel_fraction = 0`` this is plain
-    replay of the episode goals.
+    replay of the episode goals. Rewards come from the task's own ``goal_reward`` (its success
+    function, e.g. every puck of ``pusher2`` in place), for relabelled and original goals alike.
     """
     sample_key, mask_key = jax.random.split(key)
     now, future_goal = future_goal_batch(
@@ -79,8 +83,7 @@ def her_batch(
     )
     relabel = jax.random.uniform(mask_key, (batch_size,)) < relabel_fraction
     goal = jnp.where(relabel[:, None], future_goal, now["goal"])
-    metrics = goal_metrics(now["next_goal"], goal, goal_threshold, goal_threshold)
-    reward = -metrics["dist"] if dense_reward else metrics["success"]
+    reward, _ = goal_reward(now["next_goal"], goal)
     return {
         "state_obs": now["state_obs"],
         "action": now["action"],

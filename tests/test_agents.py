@@ -20,6 +20,7 @@ from goalax import agents, relabel
 from goalax import buffer as replay
 from goalax.agents import critics, ppo, sac, td3
 from goalax.config import ConfigError, RunConfig, TrainConfig
+from goalax.envs.base import goal_metrics
 from goalax.networks import sample_tanh_gaussian
 
 SIZES = dict(state_dim=4, goal_dim=2, action_dim=2)
@@ -343,10 +344,17 @@ her_sample = jax.jit(
         "gamma",
         "strategy",
         "relabel_fraction",
-        "goal_threshold",
-        "dense_reward",
+        "goal_reward",
     ),
 )
+
+
+def integer_goal_reward(achieved, goal):
+    """Sparse reward of the HER test: stored values are integers, so < 0.5 means equal."""
+    metrics = goal_metrics(achieved, goal, THRESHOLD, THRESHOLD)
+    return metrics["success"], metrics
+
+
 insert = jax.jit(replay.insert)
 
 
@@ -410,8 +418,7 @@ def test_her_goals_come_from_the_same_episode_later(episodes, num_chunks, seed):
             gamma=0.99,
             strategy="uniform",
             relabel_fraction=0.5,
-            goal_threshold=THRESHOLD,
-            dense_reward=False,
+            goal_reward=integer_goal_reward,
         ),
     )
     now_uid, now_t, now_end = (
@@ -482,6 +489,7 @@ LEARNING_RUN = RunConfig(
     eval_every=4_000,
     batch_size=128,
     buffer_size=100_000,
+    prefill_steps=50,
     utd_ratio=0.25,
     num_eval_envs=128,
     quiet=True,

@@ -9,7 +9,8 @@ import pytest
 from goalax.cli import main
 from goalax.config import RunConfig, TrainConfig, to_dict
 
-SMALL = ["--num-envs", "4", "--unroll-length", "5", "--buffer-size", "2000", "--quiet"]
+SMALL = ["--num-envs", "4", "--unroll-length", "5", "--buffer-size", "2000", "--prefill-steps", "5"]
+SMALL += ["--quiet"]
 
 
 def saved_run(tmp_path, *, config_text=None, checkpoint=False):

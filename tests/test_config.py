@@ -21,13 +21,30 @@ def test_schedule_paper_defaults():
     assert s.steps_per_iteration == 256 * 62
     # paper: ~1 gradient step per 16 env steps -> 992 updates per 15,872 env steps
     assert s.updates_per_iteration == 992
-    assert s.buffer_rows == 1_000_000 // 256
+    assert s.buffer_rows == 10_000  # the reference's 10,000 steps per env
+    assert s.prefill_env_steps == 256 * 1000  # the reference's 1,000 prefill steps per env
     assert s.episode_length == 1000
     assert s.eval_every == 100_000
 
 
+def test_default_buffer_holds_ten_thousand_steps_per_env_at_any_env_count():
+    for num_envs in (1, 7, 1024):
+        run = RunConfig(num_envs=num_envs, total_env_steps=10_000_000)
+        s = make_schedule(run, env_episode_length=1000)
+        assert s.buffer_rows == 10_000
+    explicit = make_schedule(RunConfig(num_envs=7, buffer_size=70_006), env_episode_length=1000)
+    assert explicit.buffer_rows == 10_000  # --buffer-size stays total transitions
+
+
+def test_on_policy_schedule_has_no_prefill():
+    s = make_schedule(RunConfig(total_env_steps=1000), env_episode_length=50, uses_replay=False)
+    assert s.prefill_env_steps == 0
+
+
 def test_schedule_episode_override_and_iterations():
-    run = RunConfig(num_envs=4, unroll_length=10, total_env_steps=101, episode_length=7)
+    run = RunConfig(
+        num_envs=4, unroll_length=10, total_env_steps=101, episode_length=7, prefill_steps=3
+    )
     s = make_schedule(run, env_episode_length=1000)
     assert s.episode_length == 7
     assert s.num_iterations == 3  # 40 + 40 + 21
@@ -50,6 +67,11 @@ def test_schedule_episode_override_and_iterations():
             "--batch-size",
         ),
         ({"buffer_size": 100, "num_envs": 256}, "--buffer-size"),
+        # 99 steps per env, fewer than the 100-step episode (and more than one unroll)
+        ({"buffer_size": 99 * 3, "num_envs": 3}, "fewer than one episode"),
+        ({"buffer_size": 99 * 3, "num_envs": 3}, "raise --buffer-size to at least 300"),
+        ({"prefill_steps": -1}, "--prefill-steps must be >= 0"),
+        ({"prefill_steps": 10, "num_envs": 10, "total_env_steps": 100}, "--prefill-steps 10"),
     ],
 )
 def test_bad_sizes_are_rejected_with_the_flag_name(overrides, fragment):

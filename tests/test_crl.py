@@ -113,12 +113,10 @@ def test_actor_steps_against_the_critic_before_its_update():
             agent.init(jax.random.PRNGKey(1)), batch, jax.random.PRNGKey(2)
         )
         after.append(state.params)
-    for a, b in zip(jax.tree.leaves(after[0].actor), jax.tree.leaves(after[1].actor)):
+    for a, b in zip(jax.tree.leaves(after[0].actor), jax.tree.leaves(after[1].actor), strict=True):
         np.testing.assert_array_equal(a, b)
-    moved = [
-        float(jnp.max(jnp.abs(a - b)))
-        for a, b in zip(jax.tree.leaves(after[0].sa_encoder), jax.tree.leaves(after[1].sa_encoder))
-    ]
+    critics = [jax.tree.leaves(params.sa_encoder) for params in after]
+    moved = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(*critics, strict=True)]
     assert max(moved) > 1e-3  # the critics did take different steps
 
 
@@ -151,5 +149,5 @@ def test_critic_step_equals_adam_on_the_direct_gradient():
     state1, metrics = jax.jit(agent.update)(state0, batch, jax.random.PRNGKey(2))
     np.testing.assert_allclose(metrics["critic_loss"], loss(critic), rtol=1e-5)
     got = (state1.params.sa_encoder, state1.params.goal_encoder)
-    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

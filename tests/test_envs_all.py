@@ -197,6 +197,7 @@ def test_crl_smoke_run(name, tmp_path):
         eval_every=80,
         batch_size=16,
         buffer_size=400,
+        prefill_steps=10,
         utd_ratio=0.1,
         num_eval_envs=2,
         run_dir=str(tmp_path / name),

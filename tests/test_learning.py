@@ -5,7 +5,7 @@ import pytest
 
 import goalax
 from goalax.config import RunConfig, TrainConfig
-from goalax.training.rollout import evaluate_episodes
+from goalax.evaluate import evaluate_episodes
 
 
 def uniform_random_success(env, episode_length: int, num_envs: int = 256) -> float:
@@ -27,6 +27,7 @@ def test_crl_learns_reacher(tmp_path):
         episode_length=50,
         num_envs=64,
         total_env_steps=120_000,
+        prefill_steps=100,
         eval_every=40_000,
         num_eval_envs=256,
         run_dir=str(tmp_path / "reacher"),
@@ -50,6 +51,7 @@ def test_crl_learns_simple_u_maze(tmp_path):
         episode_length=200,
         num_envs=64,
         total_env_steps=300_000,
+        prefill_steps=200,
         eval_every=100_000,
         run_dir=str(tmp_path / "maze"),
         quiet=True,

@@ -17,7 +17,7 @@ from goalax.training.run import TrainingDiverged
 TRAIN = [
     sys.executable, "-m", "goalax.cli", "train", "crl", "--env", "point",
     "--num-envs", "8", "--unroll-length", "10", "--episode-length", "20",
-    "--batch-size", "32", "--buffer-size", "320", "--utd-ratio", "0.05",
+    "--batch-size", "32", "--buffer-size", "320", "--prefill-steps", "25", "--utd-ratio", "0.05",
     "--num-eval-envs", "4", "--width", "32", "--actor-width", "32", "--repr-dim", "16",
     "--quiet",
 ]  # fmt: skip

@@ -20,14 +20,14 @@ from goalax.agents.crl import CRLConfig
 from goalax.cli import main
 from goalax.config import ConfigError, RunConfig, TrainConfig
 from goalax.envs.point import PointEnv
-from goalax.training.rollout import evaluate_episodes
+from goalax.evaluate import evaluate_episodes
 from goalax.viz import plots
 
 METRIC_KEYS = {"success", "success_easy", "success_at_end", "time_at_goal", "dist"}
 TINY_FLAGS = [
     "--env", "point", "--num-envs", "8", "--unroll-length", "10", "--episode-length", "20",
     "--total-env-steps", "400", "--eval-every", "400", "--batch-size", "32",
-    "--buffer-size", "320", "--utd-ratio", "0.05", "--num-eval-envs", "4", "--num-seeds", "2",
+    "--buffer-size", "320", "--prefill-steps", "10", "--utd-ratio", "0.05", "--num-eval-envs", "4", "--num-seeds", "2",
     "--width", "32", "--actor-width", "32", "--repr-dim", "16", "--quiet",
 ]  # fmt: skip
 
@@ -43,6 +43,7 @@ def tiny_config(run_dir) -> TrainConfig:
         eval_every=400,
         batch_size=32,
         buffer_size=320,
+        prefill_steps=10,
         utd_ratio=0.05,
         num_eval_envs=4,
         num_seeds=2,

@@ -45,6 +45,7 @@ def small_config(run_dir, **run_overrides) -> TrainConfig:
         eval_every=400,
         batch_size=32,
         buffer_size=8 * 40,
+        prefill_steps=25,  # rounded up to 3 iterations of 10 steps per env
         utd_ratio=0.05,
         num_eval_envs=4,
         run_dir=str(run_dir),

@@ -6,58 +6,26 @@ block or maze walls are appended to its world body). The mazes built on this cla
 
 state_obs ``[29]`` (plain ant): ``q [15]`` (torso ``x, y, z``, torso quaternion, 8 leg angles)
 then ``qd [14]``; the goal part is the torso ``x, y`` (entries 0, 1). Ant Soccer appends the
-ball's ``x, y`` (goal part) and ``vx, vy``. No task terminates: an ant on its back stays there
-until the episode's time limit.
+ball's ``x, y`` (goal part) and ``vx, vy``. Every ant task terminates, as the reference's do, when
+the torso height leaves ``(0.2, 1.0)`` (an ant on its back or thrown up); ``termination=False``
+turns that off (see ``GoalPipelineEnv``).
 
-``GoalPipelineEnv`` (the brax ``State`` assembly shared by every physics task) is defined here
-and reused by the humanoid, cheetah, pusher and arm families.
 """
 
 from __future__ import annotations
 
-import os
-
 import brax
 import jax
 import jax.numpy as jnp
-import mujoco
 import numpy as np
-from brax.envs.base import PipelineEnv
 from brax.io import mjcf
 
-from goalax.envs.base import GoalEnv, State
+from goalax.envs.base import GoalPipelineEnv, State, brax_asset, mjx_fast_solver
 
 #: Leg angles of the ant's rest pose (from ``ant.xml``'s ``init_qpos``).
 ANT_LEGS_Q0 = (0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0)
 ANT_TORSO_Z0 = 0.55
 BALL_RADIUS = 0.35
-
-
-def brax_asset(name: str) -> str:
-    """The text of one of brax's bundled MJCF files (``ant.xml``, ``humanoid.xml``, ...)."""
-    path = os.path.join(os.path.dirname(brax.__file__), "envs", "assets", name)
-    with open(path) as f:
-        return f.read()
-
-
-def mjx_fast_solver(sys: brax.System) -> brax.System:
-    """Newton with one iteration, as brax's own locomotion envs use on MJX."""
-    return sys.tree_replace(
-        {
-            "opt.solver": mujoco.mjtSolver.mjSOL_NEWTON,
-            "opt.disableflags": mujoco.mjtDisableBit.mjDSBL_EULERDAMP,
-            "opt.iterations": 1,
-            "opt.ls_iterations": 4,
-        }
-    )
-
-
-class GoalPipelineEnv(GoalEnv, PipelineEnv):
-    """A brax ``PipelineEnv`` task: subclasses define ``state_obs`` and ``reset``; never done."""
-
-    def step(self, state: State, action: jax.Array) -> State:
-        pipeline_state = self.pipeline_step(state.pipeline_state, jnp.clip(action, -1.0, 1.0))
-        return self.make_state(pipeline_state, state.info["goal"], state.info)
 
 
 def ant_mjcf(extra_bodies: str = "", torso_collides: bool = False) -> str:
@@ -103,11 +71,16 @@ def ball_body(name: str = "ball", pos: tuple[float, float] = (2.0, 0.0)) -> str:
     )
 
 
+#: The reference's healthy torso heights of the ant family (JaxGCRL's ``healthy_z_range``).
+ANT_HEALTHY_Z = (0.2, 1.0)
+
+
 class Ant(GoalPipelineEnv):
-    """Torso ``x, y`` to a goal on the circle of radius 10 around the start; never terminates."""
+    """Torso ``x, y`` to a goal on the circle of radius 10 around the start."""
 
     backends = ("spring", "mjx", "positional")
     goal_radius = 10.0
+    healthy_z_range = ANT_HEALTHY_Z
 
     def __init__(
         self,
@@ -115,12 +88,14 @@ class Ant(GoalPipelineEnv):
         episode_length: int | None = None,
         backend: str | None = None,
         dense_reward: bool = False,
+        termination: bool = True,
         random_start: bool = False,
         start_range: float = 5.0,
     ):
         backend = backend or self.backends[0]
         sys, n_frames = ant_system(self.mjcf(), backend)
         super().__init__(sys=sys, backend=backend, n_frames=n_frames)
+        self.termination = termination
         self.state_dim = 29
         self.goal_indices = (0, 1)
         self.goal_threshold = 0.5

@@ -40,7 +40,7 @@ import numpy as np
 from brax.io import mjcf
 
 from goalax.config import ConfigError
-from goalax.envs.ant import GoalPipelineEnv, State
+from goalax.envs.base import GoalPipelineEnv, State
 
 ASSET = os.path.join(os.path.dirname(__file__), "assets", "panda.xml")
 #: Where gymnasium-robotics keeps the Franka visual meshes, inside its package.

@@ -11,19 +11,31 @@ Contract for ``State`` (checked by ``tests/test_envs.py`` for every registered t
 - ``metrics``: ``dist`` (distance of the goal part of the state to the goal), ``success``
   (``dist < goal_threshold``) and ``success_easy`` (``dist < success_easy_threshold``), float32.
 - ``reward``: ``success`` (sparse, default) or ``-dist`` when built with ``dense_reward=True``.
-- ``done``: 1.0 only on true termination; time limits are added by the training wrappers so that
-  truncation and termination stay separate.
+- ``done``: 1.0 only on true termination (``terminated``: the ant and humanoid families end when
+  the torso leaves the reference's healthy height range); time limits are added by the training
+  wrappers so that truncation and termination stay separate.
 """
 
 from __future__ import annotations
 
 import abc
+import os
 
+import brax
+import jax
 import jax.numpy as jnp
+import mujoco
 import numpy as np
-from brax.envs.base import Env, State
+from brax.envs.base import Env, PipelineEnv, State
 
-__all__ = ["GoalEnv", "State", "goal_metrics"]
+__all__ = [
+    "GoalEnv",
+    "GoalPipelineEnv",
+    "State",
+    "brax_asset",
+    "goal_metrics",
+    "mjx_fast_solver",
+]
 
 
 class GoalEnv(Env):
@@ -60,29 +72,45 @@ class GoalEnv(Env):
     def state_obs(self, pipeline_state) -> jnp.ndarray:
         """``[state_dim]`` state part of the observation of a physics state."""
 
+    def terminated(self, pipeline_state) -> jnp.ndarray:
+        """``[]`` float32, 1.0 when ``pipeline_state`` ends the episode; goal tasks that only end
+        at the time limit keep this default."""
+        del pipeline_state
+        return jnp.zeros((), jnp.float32)
+
     def make_state(self, pipeline_state, goal: jnp.ndarray, info: dict) -> State:
-        """The ``State`` of a physics state pursuing ``goal``: observation, reward and metrics
-        computed one way for every task; ``done`` is 0 (goal tasks end at the time limit)."""
+        """The ``State`` of a physics state pursuing ``goal``: observation, reward, metrics and
+        ``done`` (from ``terminated``) computed one way for every task."""
         state_obs = self.state_obs(pipeline_state).astype(jnp.float32)
         reward, metrics = self.reward_and_metrics(state_obs, goal)
         return State(
             pipeline_state=pipeline_state,
             obs=jnp.concatenate([state_obs, goal]),
             reward=reward,
-            done=jnp.zeros((), jnp.float32),
+            done=self.terminated(pipeline_state),
             metrics=metrics,
             info=info,
         )
+
+    def goal_metrics(self, achieved: jnp.ndarray, goal: jnp.ndarray) -> dict[str, jnp.ndarray]:
+        """``dist``, ``success``, ``success_easy`` of achieved goals ``[..., goal_dim]`` against
+        goals: the one definition of a task's success, which relabelled (HER) rewards use too.
+        Tasks whose success is not one distance (``pusher2``: every puck) override this."""
+        return goal_metrics(achieved, goal, self.goal_threshold, self.success_easy_threshold)
+
+    def goal_reward(
+        self, achieved: jnp.ndarray, goal: jnp.ndarray
+    ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+        """Reward (sparse success, or ``-dist`` with ``dense_reward``) and ``goal_metrics``."""
+        metrics = self.goal_metrics(achieved, goal)
+        reward = -metrics["dist"] if self.dense_reward else metrics["success"]
+        return reward, metrics
 
     def reward_and_metrics(
         self, state_obs: jnp.ndarray, goal: jnp.ndarray
     ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
         """Reward and the standard metrics of a state with respect to a goal."""
-        metrics = goal_metrics(
-            self.achieved_goal(state_obs), goal, self.goal_threshold, self.success_easy_threshold
-        )
-        reward = -metrics["dist"] if self.dense_reward else metrics["success"]
-        return reward, metrics
+        return self.goal_reward(self.achieved_goal(state_obs), goal)
 
     def with_goal(self, state: State, goal: jnp.ndarray) -> State:
         """The same (unbatched) state pursuing ``goal [goal_dim]`` instead of its own goal.
@@ -116,3 +144,48 @@ def goal_metrics(
         "success": (dist < threshold).astype(jnp.float32),
         "success_easy": (dist < easy_threshold).astype(jnp.float32),
     }
+
+
+def brax_asset(name: str) -> str:
+    """The text of one of brax's bundled MJCF files (``ant.xml``, ``humanoid.xml``, ...)."""
+    path = os.path.join(os.path.dirname(brax.__file__), "envs", "assets", name)
+    with open(path) as f:
+        return f.read()
+
+
+def mjx_fast_solver(sys: brax.System) -> brax.System:
+    """Newton with one iteration, as brax's own locomotion envs use on MJX."""
+    return sys.tree_replace(
+        {
+            "opt.solver": mujoco.mjtSolver.mjSOL_NEWTON,
+            "opt.disableflags": mujoco.mjtDisableBit.mjDSBL_EULERDAMP,
+            "opt.iterations": 1,
+            "opt.ls_iterations": 4,
+        }
+    )
+
+
+class GoalPipelineEnv(GoalEnv, PipelineEnv):
+    """A brax ``PipelineEnv`` task: subclasses define ``state_obs`` and ``reset``.
+
+    A task with a ``healthy_z_range`` terminates, as the reference's ant and humanoid tasks do,
+    when the torso (link 0) height leaves that open interval and ``termination`` is on. That is
+    more than parity: in brax's ant only the feet collide with the floor, and a fallen humanoid
+    passes through it, so without termination the episode goes on in non-physical states.
+    """
+
+    #: ``(low, high)`` torso heights of a healthy body; ``None``: the task never terminates.
+    healthy_z_range: tuple[float, float] | None = None
+    #: End the episode when the torso leaves ``healthy_z_range`` (set by the constructor).
+    termination: bool = False
+
+    def terminated(self, pipeline_state) -> jax.Array:
+        if self.healthy_z_range is None or not self.termination:
+            return super().terminated(pipeline_state)
+        low, high = self.healthy_z_range
+        torso_z = pipeline_state.x.pos[0, 2]
+        return ((torso_z < low) | (torso_z > high)).astype(jnp.float32)
+
+    def step(self, state: State, action: jax.Array) -> State:
+        pipeline_state = self.pipeline_step(state.pipeline_state, jnp.clip(action, -1.0, 1.0))
+        return self.make_state(pipeline_state, state.info["goal"], state.info)

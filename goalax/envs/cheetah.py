@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from brax.io import mjcf
 
-from goalax.envs.ant import GoalPipelineEnv, State, brax_asset
+from goalax.envs.base import GoalPipelineEnv, State, brax_asset
 
 GOAL_RANGE = (3.0, 7.0)
 SPRING_GEAR = (120.0, 90.0, 60.0, 120.0, 100.0, 100.0)

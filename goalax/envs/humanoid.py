@@ -9,7 +9,10 @@ position relative to the torso and every link's linear velocity. (The predecesso
 also held MuJoCo's com-inertia and actuator-force vectors, which brax's maximal-coordinate
 backends do not compute.) Goals: ``humanoid`` draws a point 1-5 from the start at a random angle;
 the mazes (cell size 2, walls 2 high) use the fixed start cell and a random other free cell ± 0.5.
-Nothing terminates: a fallen humanoid stays down until the time limit.
+Every humanoid task terminates, as the reference's do, when the torso height leaves
+``(1.0, 2.0)`` (it has fallen); ``termination=False`` turns that off. Without it a fallen humanoid
+sinks through the floor on the current brax (torso z ≈ -1.1 after 500 random steps), so the rest
+of its episode is non-physical.
 """
 
 from __future__ import annotations
@@ -20,20 +23,23 @@ import numpy as np
 from brax.io import mjcf
 
 from goalax.envs import maze_layouts
-from goalax.envs.ant import GoalPipelineEnv, State, brax_asset, mjx_fast_solver
+from goalax.envs.base import GoalPipelineEnv, State, brax_asset, mjx_fast_solver
 
 TORSO_Z0 = 1.4
 MAZE_CELL_SIZE = 2.0
 MAZE_WALL_HALF_HEIGHT = 1.0
 MAZE_GOAL_NOISE = 0.5
+#: The reference's healthy torso heights (JaxGCRL's ``healthy_z_range``).
+HUMANOID_HEALTHY_Z = (1.0, 2.0)
 #: brax's gears for the maximal-coordinate backends (which ignore joint armature).
 SPRING_GEAR = (350.0,) * 11 + (100.0,) * 6
 
 
 class Humanoid(GoalPipelineEnv):
-    """Torso to a standing-height point 1-5 away; never terminates."""
+    """Torso to a standing-height point 1-5 away; ends when the humanoid falls."""
 
     backends = ("spring", "mjx", "generalized")
+    healthy_z_range = HUMANOID_HEALTHY_Z
 
     def __init__(
         self,
@@ -41,10 +47,12 @@ class Humanoid(GoalPipelineEnv):
         episode_length: int | None = None,
         backend: str | None = None,
         dense_reward: bool = False,
+        termination: bool = True,
         layout: maze_layouts.Layout | None = None,
     ):
         backend = backend or self.backends[0]
         self.layout = layout
+        self.termination = termination
         xml = brax_asset("humanoid.xml")
         if layout is not None:
             walls = maze_layouts.wall_geoms_mjcf(layout, MAZE_CELL_SIZE, MAZE_WALL_HALF_HEIGHT)

@@ -27,8 +27,7 @@ import numpy as np
 from brax import math
 from brax.io import mjcf
 
-from goalax.envs.ant import GoalPipelineEnv, State, brax_asset, mjx_fast_solver
-from goalax.envs.base import goal_metrics
+from goalax.envs.base import GoalPipelineEnv, State, brax_asset, goal_metrics, mjx_fast_solver
 
 PUCK_HOME = (0.45, -0.05, -0.275)
 
@@ -147,20 +146,16 @@ class Pusher(GoalPipelineEnv):
             return jnp.concatenate([q[:7], qd[:7], tip])
         return jnp.concatenate([q[:7], tip, pucks, qd[:7]])
 
-    def reward_and_metrics(self, state_obs, goal):
+    def goal_metrics(self, achieved, goal):
+        """``pusher2``: ``dist`` is the larger puck distance, so success needs every puck."""
         if self.variant != "two":
-            return super().reward_and_metrics(state_obs, goal)
-        achieved = self.achieved_goal(state_obs).reshape(state_obs.shape[:-1] + (2, 3))
-        per_puck = jnp.linalg.norm(achieved - goal.reshape(goal.shape[:-1] + (2, 3)), axis=-1)
-        dist = per_puck.max(axis=-1)
-        metrics = goal_metrics(
-            dist[..., None],
-            jnp.zeros_like(dist[..., None]),
-            self.goal_threshold,
-            self.success_easy_threshold,
+            return super().goal_metrics(achieved, goal)
+        pairs = achieved.shape[:-1] + (2, 3)
+        per_puck = jnp.linalg.norm(achieved.reshape(pairs) - goal.reshape(pairs), axis=-1)
+        dist = per_puck.max(axis=-1, keepdims=True)
+        return goal_metrics(
+            dist, jnp.zeros_like(dist), self.goal_threshold, self.success_easy_threshold
         )
-        reward = -metrics["dist"] if self.dense_reward else metrics["success"]
-        return reward, metrics
 
     def goal_marker(self, goal) -> np.ndarray:
         """Render marker: the (first) puck's goal."""

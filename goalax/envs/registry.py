@@ -38,6 +38,8 @@ class _Entry(NamedTuple):
     description: str
     #: Backends the task supports, default first.
     backends: tuple[str, ...]
+    #: The task ends when its body is unhealthy (its constructor takes ``termination=``).
+    terminates: bool = False
 
 
 def _maze(layout: maze_layouts.Layout) -> Callable[..., GoalEnv]:
@@ -67,44 +69,54 @@ _REGISTRY: dict[str, _Entry] = {
 _MAZE_SIZES = {"u_maze": "5x5 U-maze", "big_maze": "8x8 maze", "hardest_maze": "9x12 maze"}
 _REGISTRY.update(
     {
-        "ant": _Entry(Ant, "quadruped ant: torso xy to a point 10 away", Ant.backends),
+        "ant": _Entry(Ant, "quadruped ant: torso xy to a point 10 away", Ant.backends, True),
         "ant_random_start": _Entry(
             functools.partial(Ant, random_start=True),
             "ant from a random start in [-5, 5]^2 to a point 10 away",
             Ant.backends,
+            True,
         ),
         "ant_ball": _Entry(
-            AntBall, "Ant Soccer: ant pushes a ball to a point 5 away", AntBall.backends
+            AntBall, "Ant Soccer: ant pushes a ball to a point 5 away", AntBall.backends, True
         ),
         "ant_push": _Entry(
-            AntPush, "ant pushes a block out of a doorway to reach a point", AntPush.backends
+            AntPush,
+            "ant pushes a block out of a doorway to reach a point",
+            AntPush.backends,
+            True,
         ),
         "ant_ball_maze": _Entry(
             functools.partial(AntBallMaze, maze_layouts.U_MAZE),
             "Ant Soccer in the 5x5 U-maze (cell 4.0; = ant_ball_u_maze)",
             AntBallMaze.backends,
+            True,
         ),
     }
 )
 for _size, _what in _MAZE_SIZES.items():
     _layout = maze_layouts.LAYOUTS[_size]
     _REGISTRY[f"ant_{_size}"] = _Entry(
-        functools.partial(AntMaze, _layout), f"ant in a {_what} (cell 4.0)", AntMaze.backends
+        functools.partial(AntMaze, _layout),
+        f"ant in a {_what} (cell 4.0)",
+        AntMaze.backends,
+        True,
     )
     _REGISTRY[f"ant_ball_{_size}"] = _Entry(
         functools.partial(AntBallMaze, _layout),
         f"Ant Soccer in a {_what} (cell 4.0)",
         AntBallMaze.backends,
+        True,
     )
 
 _REGISTRY["humanoid"] = _Entry(
-    Humanoid, "humanoid: torso to a standing-height point 1-5 away", Humanoid.backends
+    Humanoid, "humanoid: torso to a standing-height point 1-5 away", Humanoid.backends, True
 )
 for _size, _what in _MAZE_SIZES.items():
     _REGISTRY[f"humanoid_{_size}"] = _Entry(
         functools.partial(Humanoid, layout=maze_layouts.LAYOUTS[_size]),
         f"humanoid in a {_what} (cell 2.0)",
         Humanoid.backends,
+        True,
     )
 _REGISTRY["cheetah"] = _Entry(
     Cheetah, "half cheetah: torso x to a goal in [3, 7]", Cheetah.backends
@@ -145,6 +157,8 @@ class EnvSpec:
     goal_threshold: float
     episode_length: int
     backend: str
+    #: When an episode ends early by default, e.g. ``"torso z outside (0.2, 1.0)"``, or ``"-"``.
+    termination: str = "-"
 
 
 def names() -> list[str]:
@@ -167,8 +181,13 @@ def make(
     episode_length: int | None = None,
     backend: str | None = None,
     dense_reward: bool = False,
+    termination: bool = True,
 ) -> GoalEnv:
-    """Build task ``name``; ``None`` keeps the task's default episode length / backend."""
+    """Build task ``name``; ``None`` keeps the task's default episode length / backend.
+
+    ``termination=False`` keeps the ant and humanoid families running after the body becomes
+    unhealthy (the torso leaves its height range); tasks that never terminate ignore it.
+    """
     entry = _entry(name)
     if backend is not None and backend not in entry.backends:
         raise ValueError(
@@ -177,8 +196,9 @@ def make(
         )
     if episode_length is not None and episode_length < 1:
         raise ValueError(f"episode_length must be at least 1, got {episode_length}")
+    options = {"termination": termination} if entry.terminates else {}
     return entry.constructor(
-        episode_length=episode_length, backend=backend, dense_reward=dense_reward
+        episode_length=episode_length, backend=backend, dense_reward=dense_reward, **options
     )
 
 
@@ -196,4 +216,13 @@ def spec(name: str) -> EnvSpec:
         goal_threshold=env.goal_threshold,
         episode_length=env.episode_length,
         backend=env.backend,
+        termination=termination_rule(env),
     )
+
+
+def termination_rule(env: GoalEnv) -> str:
+    """How an episode of ``env`` ends early, in words (``"-"``: only at the time limit)."""
+    z_range = getattr(env, "healthy_z_range", None)
+    if z_range is None or not getattr(env, "termination", False):
+        return "-"
+    return f"torso z outside ({z_range[0]:.1f}, {z_range[1]:.1f})"

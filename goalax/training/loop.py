@@ -60,6 +60,7 @@ def make_env(config: TrainConfig) -> envs.GoalEnv:
             episode_length=run.episode_length,
             backend=run.backend,
             dense_reward=run.dense_reward,
+            termination=run.termination,
         )
     except ValueError as err:
         raise ConfigError(str(err)) from err
@@ -117,12 +118,18 @@ def build(config: TrainConfig) -> Program:
         zero = jnp.zeros((), jnp.int32)
         return TrainState(over_seeds(init_seed, run.num_seeds)(seed_keys), zero, zero, zero)
 
-    def num_updates(budget: jax.Array) -> jax.Array:
-        """Update calls for an iteration of ``budget`` env steps."""
+    def num_updates(budget: jax.Array, env_steps: jax.Array) -> jax.Array:
+        """Update calls for an iteration of ``budget`` env steps starting at ``env_steps``.
+
+        Iterations that start inside the prefill collect with the initial policy and update
+        nothing, so the first update comes after ``prefill_steps`` per env rounded up to whole
+        iterations (1,054 with the default unroll of 62, as the reference's prefill).
+        """
         if on_policy:
             return (budget > 0).astype(jnp.int32)
         full = schedule.updates_per_iteration
-        return (budget * full) // schedule.steps_per_iteration
+        updates = (budget * full) // schedule.steps_per_iteration
+        return jnp.where(env_steps < schedule.prefill_env_steps, 0, updates)
 
     def sample_batch(buf: replay.BufferState, key: jax.Array) -> dict:
         common = dict(
@@ -137,12 +144,11 @@ def build(config: TrainConfig) -> Program:
             key,
             run.batch_size,
             relabel_fraction=config.agent.relabel_fraction if config.agent.her else 0.0,
-            goal_threshold=env.goal_threshold,
-            dense_reward=env.dense_reward,
+            goal_reward=env.goal_reward,
             **common,
         )
 
-    def seed_iteration(seed: SeedState, budget: jax.Array) -> SeedState:
+    def seed_iteration(seed: SeedState, budget: jax.Array, updates: jax.Array) -> SeedState:
         key, collect_key, update_key = jax.random.split(seed.key, 3)
         carry, transitions, episode_ids = rollout.collect(
             env,
@@ -172,7 +178,7 @@ def build(config: TrainConfig) -> Program:
             return agent_state, sums
 
         agent_state, sums = jax.lax.fori_loop(
-            0, num_updates(budget), one_update, (seed.agent, seed.metric_sums)
+            0, updates, one_update, (seed.agent, seed.metric_sums)
         )
         return seed.replace(agent=agent_state, buffer=buf, env=carry, key=key, metric_sums=sums)
 
@@ -181,8 +187,8 @@ def build(config: TrainConfig) -> Program:
 
         def body(s: TrainState) -> TrainState:
             budget = jnp.minimum(schedule.steps_per_iteration, run.total_env_steps - s.env_steps)
-            seeds = over_seeds(seed_iteration, run.num_seeds)(s.seeds, budget)
-            updates = num_updates(budget)
+            updates = num_updates(budget, s.env_steps)
+            seeds = over_seeds(seed_iteration, run.num_seeds)(s.seeds, budget, updates)
             return TrainState(
                 seeds=seeds,
                 env_steps=s.env_steps + budget,
@@ -195,7 +201,7 @@ def build(config: TrainConfig) -> Program:
     def evaluate(state: TrainState) -> dict:
         def one(seed: SeedState) -> dict:
             key = jax.random.fold_in(seed.eval_key, state.env_steps)
-            return rollout.evaluate_episodes(
+            return evaluate.evaluate_episodes(
                 env,
                 policy(seed.agent.params, deterministic=True),
                 key,
@@ -207,6 +213,12 @@ def build(config: TrainConfig) -> Program:
 
     mesh = sharding.make_mesh(run.num_devices, run.num_envs)
     return Program(config, env, schedule, agent, init, chunk, evaluate, mesh)
+
+
+def buffer_bytes(state_like: Any) -> int:
+    """Bytes of the replay buffers in a (possibly abstract) ``TrainState``, all seeds."""
+    leaves = jax.tree.leaves(state_like.seeds.buffer)
+    return sum(int(leaf.size) * leaf.dtype.itemsize for leaf in leaves)
 
 
 def init_state(program: Program) -> TrainState:

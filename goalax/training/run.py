@@ -18,12 +18,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from goalax.config import ConfigError, TrainConfig, from_dict, resume_conflicts, to_dict
+from goalax.evaluate import METRICS
 from goalax.training import checkpoint, distributed
 from goalax.training.logging import MetricsLogger, open_wandb, read_jsonl
 from goalax.training.loop import (
     Program,
     TrainResult,
     TrainState,
+    buffer_bytes,
     build,
     compile_program,
     init_state,
@@ -32,14 +34,12 @@ from goalax.training.loop import (
 )
 from goalax.training.progress import Reporter
 
-EVAL_KEYS = ("success", "success_easy", "success_at_end", "time_at_goal", "dist", "episode_return")
-
 
 def columns(metric_names: tuple[str, ...]) -> list[str]:
     """metrics.csv columns for an agent reporting ``metric_names``."""
     return (
         ["env_steps", "grad_steps", "wall_time_s", "sps", "seed"]
-        + [f"eval/{k}" for k in EVAL_KEYS]
+        + [f"eval/{k}" for k in METRICS]
         + [f"train/{k}" for k in metric_names]
     )
 
@@ -111,7 +111,7 @@ def _rows(state: TrainState, evals: dict, program: Program, wall: float, sps) ->
             "sps": sps,
             "seed": config.run.seed + i,
         }
-        row.update({f"eval/{k}": float(evals[k][i]) for k in EVAL_KEYS})
+        row.update({f"eval/{k}": float(evals[k][i]) for k in METRICS})
         row.update(
             {
                 f"train/{k}": (float(sums[k][i]) / count if count else None)
@@ -272,6 +272,24 @@ def _next_target(program: Program, env_steps: int) -> int:
     return min(aligned, capped, total)
 
 
+def describe_replay(program: Program, state: TrainState) -> str | None:
+    """One line on the replay buffer and the prefill, printed at the start of a run."""
+    if program.agent.data == "rollout":
+        return None
+    run, schedule = program.config.run, program.schedule
+    rows = schedule.buffer_rows
+    text = (
+        f"replay buffer {rows * run.num_envs:,} transitions ({rows:,} per env), "
+        f"{buffer_bytes(state) / 2**20:,.1f} MiB"
+    )
+    if schedule.prefill_env_steps:
+        text += (
+            f"; prefill {schedule.prefill_env_steps:,} env steps ({run.prefill_steps:,} per env, "
+            "rounded up to whole iterations) with the initial policy before the first update"
+        )
+    return text
+
+
 def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResult:
     config = program.config
     total = config.run.total_env_steps
@@ -294,6 +312,9 @@ def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResul
     every, last_eval = program.schedule.eval_every, int(state.env_steps)
     try:
         with stop_requests() as stop:
+            replay = describe_replay(program, state)
+            if replay:
+                reporter.message(replay)
             compile_start = time.perf_counter()
             chunk, evaluate, reset_metrics = compile_program(program, state)
             reporter.message(
