@@ -18,6 +18,7 @@ from flax import struct
 from goalax import agents, envs, relabel
 from goalax import buffer as replay
 from goalax.config import ConfigError, Schedule, TrainConfig, make_schedule
+from goalax.evaluate import evaluate_episodes
 from goalax.training import rollout, sharding
 
 
@@ -201,7 +202,7 @@ def build(config: TrainConfig) -> Program:
     def evaluate(state: TrainState) -> dict:
         def one(seed: SeedState) -> dict:
             key = jax.random.fold_in(seed.eval_key, state.env_steps)
-            return evaluate.evaluate_episodes(
+            return evaluate_episodes(
                 env,
                 policy(seed.agent.params, deterministic=True),
                 key,

@@ -283,9 +283,11 @@ def describe_replay(program: Program, state: TrainState) -> str | None:
         f"{buffer_bytes(state) / 2**20:,.1f} MiB"
     )
     if schedule.prefill_env_steps:
+        iterations = -(-schedule.prefill_env_steps // schedule.steps_per_iteration)
         text += (
-            f"; prefill {schedule.prefill_env_steps:,} env steps ({run.prefill_steps:,} per env, "
-            "rounded up to whole iterations) with the initial policy before the first update"
+            f"; prefill {iterations * schedule.steps_per_iteration:,} env steps (--prefill-steps "
+            f"{run.prefill_steps:,} per env rounded up to {iterations} whole iterations) with the "
+            "initial policy before the first update"
         )
     return text
 
