@@ -38,11 +38,36 @@ def ant_mjcf(extra_bodies: str = "", torso_collides: bool = False) -> str:
     xml = brax_asset("ant.xml")
     start = xml.index('<numeric data="0.0 0.0 0.55')
     xml = xml[:start] + xml[xml.index("\n", start) + 1 :]
+    xml = _lower_legs_touch_floor(xml)
     if torso_collides:
         old = '<geom name="torso_geom" pos="0 0 0" size="0.25" type="sphere"/>'
         assert old in xml
         xml = xml.replace(old, old.replace("<geom ", '<geom contype="1" conaffinity="1" '))
     return xml.replace("</worldbody>", extra_bodies + "\n  </worldbody>")
+
+
+#: Contact bit of the lower legs: they collide with the floor (``conaffinity`` 1 | 2) only.
+LOWER_LEG_CONTYPE = 2
+LOWER_LEGS = ("left_ankle_geom", "right_ankle_geom", "third_ankle_geom", "fourth_ankle_geom")
+
+
+def _lower_legs_touch_floor(xml: str) -> str:
+    """Give the four lower-leg capsules floor contacts.
+
+    In brax's ``ant.xml`` only the foot spheres collide, so a knee (the lower leg's top end)
+    sinks through the floor whenever the ant kneels: measured 18 cm below it over 32 envs x 1000
+    random-action steps even with termination on. The capsules get contact bit 2 and the floor
+    accepts bits 1 and 2, so they touch the floor and nothing else (not the torso, the ball, a
+    block or walls, whose affinity is bit 1 only).
+    """
+    floor = '<geom conaffinity="1" condim="3" material="MatPlane" name="floor"'
+    assert floor in xml
+    xml = xml.replace(floor, floor.replace('conaffinity="1"', 'conaffinity="3"'))
+    for name in LOWER_LEGS:
+        geom = f'name="{name}"'
+        assert geom in xml
+        xml = xml.replace(geom, f'{geom} contype="{LOWER_LEG_CONTYPE}"')
+    return xml
 
 
 def ant_system(xml: str, backend: str) -> tuple[brax.System, int]:
