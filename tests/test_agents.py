@@ -506,3 +506,38 @@ def test_sac_her_learns_point(tmp_path):
     assert final >= initial + 0.2
     assert math.isfinite(result.metrics[-1]["train/critic_loss"])
     assert result.metrics[-1]["train/relabelled_fraction"] == pytest.approx(0.8, abs=0.05)
+
+
+def test_her_reward_uses_the_task_success():
+    # pusher2 succeeds when every puck is within 0.1 of its goal. Both pucks 0.09 off: a success,
+    # though the joint 6-d distance (0.127) is over the threshold.
+    env = goalax.envs.make("pusher2")
+    achieved = jnp.zeros((1, 6))
+    goal = jnp.array([[0.09, 0.0, 0.0, 0.0, 0.09, 0.0]])
+    reward, metrics = env.goal_reward(achieved, goal)
+    assert float(reward[0]) == 1.0 and float(metrics["success"][0]) == 1.0
+    far = jnp.array([[0.09, 0.0, 0.0, 0.0, 0.11, 0.0]])
+    assert float(env.goal_reward(achieved, far)[0][0]) == 0.0
+    # her_batch takes its rewards from that function, for kept and relabelled goals alike.
+    step = {
+        "state_obs": jnp.zeros((1, 3)),
+        "action": jnp.zeros((1, 2)),
+        "next_goal": achieved,
+        "next_state_obs": jnp.zeros((1, 3)),
+        "goal": goal,
+        "terminated": jnp.zeros((1,)),
+    }
+    buf = replay.init(step, 4)
+    chunk = jax.tree.map(lambda x: jnp.stack([x] * 4), step)
+    buf = replay.insert(buf, chunk, jnp.zeros((4, 1), jnp.int32))
+    batch = relabel.her_batch(
+        buf,
+        jax.random.PRNGKey(0),
+        8,
+        max_episode_length=4,
+        gamma=0.99,
+        strategy="uniform",
+        relabel_fraction=0.0,
+        goal_reward=env.goal_reward,
+    )
+    np.testing.assert_array_equal(batch["reward"], 1.0)

@@ -27,7 +27,8 @@ METRIC_KEYS = {"success", "success_easy", "success_at_end", "time_at_goal", "dis
 TINY_FLAGS = [
     "--env", "point", "--num-envs", "8", "--unroll-length", "10", "--episode-length", "20",
     "--total-env-steps", "400", "--eval-every", "400", "--batch-size", "32",
-    "--buffer-size", "320", "--prefill-steps", "10", "--utd-ratio", "0.05", "--num-eval-envs", "4", "--num-seeds", "2",
+    "--buffer-size", "320", "--prefill-steps", "10", "--utd-ratio", "0.05",
+    "--num-eval-envs", "4", "--num-seeds", "2",
     "--width", "32", "--actor-width", "32", "--repr-dim", "16", "--quiet",
 ]  # fmt: skip
 

@@ -71,8 +71,31 @@ def test_odd_budget_ends_exactly_on_budget(odd_run):
     # multiple of 400, and at the exact budget (the last iteration is clipped to 43 steps).
     assert steps == [0, 400, 800, 1003]
     final = odd_run.metrics[-1]
-    # 4 updates per full iteration (0.05 * 80); the clipped one gets 43 * 4 // 80 = 2
-    assert final["grad_steps"] == 12 * 4 + 2
+    # 4 updates per full iteration (0.05 * 80) after the 3 prefill iterations (25 steps per env
+    # rounded up to 30); the clipped last one gets 43 * 4 // 80 = 2
+    assert final["grad_steps"] == (12 - 3) * 4 + 2
+
+
+def test_prefill_collects_before_the_first_update(odd_run):
+    rows = {row["env_steps"]: row for row in odd_run.metrics}
+    # Iterations starting at 0, 80, 160 collect only; those at 240 and 320 update.
+    assert rows[400]["grad_steps"] == 2 * 4
+    assert np.isfinite(rows[400]["train/critic_loss"])
+    with open(os.path.join(odd_run.run_dir, "config.json")) as f:
+        assert json.load(f)["run"]["prefill_steps"] == 25
+
+
+def test_replay_line_names_size_bytes_and_prefill(tmp_path):
+    from goalax.training.loop import buffer_bytes, build, init_state
+    from goalax.training.run import describe_replay
+
+    program = build(small_config(tmp_path / "unused", buffer_size=None))
+    state = init_state(program)
+    line = describe_replay(program, state)
+    # 10,000 rows x 8 envs of state_obs [4], action [2], next_goal [2] (float32) + episode ids.
+    assert buffer_bytes(state) == 10_000 * 8 * (4 + 2 + 2 + 1) * 4
+    assert "80,000 transitions (10,000 per env)" in line and "2.7 MiB" in line
+    assert "prefill 240 env steps" in line and "3 whole iterations" in line
 
 
 def test_metrics_files_have_design_keys(odd_run):
