@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from goalax.agents.crl import CRLConfig
+from goalax.errors import ConfigError
+
+__all__ = ["ConfigError", "RunConfig", "Schedule", "TrainConfig", "make_schedule"]
 
 MAX_ENV_STEPS = 2**31 - 1  # device step counters are int32
 #: Default replay steps kept per env (the reference's ``max_replay_size``).
 BUFFER_STEPS_PER_ENV = 10_000
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot run; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,9 @@ def make_schedule(run: RunConfig, env_episode_length: int, uses_replay: bool = T
             "training; raise --total-env-steps or lower --prefill-steps"
         )
     updates = max(1, round(run.utd_ratio * steps_per_iteration))
-    eval_every = run.eval_every or max(1, run.total_env_steps // 10)
+    # An interval past the budget means "at the start and the end": clamping keeps the
+    # evaluation arithmetic inside int32.
+    eval_every = min(run.eval_every or max(1, run.total_env_steps // 10), run.total_env_steps)
     return Schedule(
         episode_length=episode_length,
         steps_per_iteration=steps_per_iteration,
@@ -159,6 +160,18 @@ def make_schedule(run: RunConfig, env_episode_length: int, uses_replay: bool = T
         num_iterations=math.ceil(run.total_env_steps / steps_per_iteration),
         prefill_env_steps=prefill,
     )
+
+
+def steps_to_evaluation(env_steps: Any, eval_every: int, num_envs: int) -> Any:
+    """Env steps from ``env_steps`` to the next evaluation point (Python ints or int arrays).
+
+    Evaluation points are the multiples of ``eval_every`` rounded up to whole steps of all envs
+    (every env steps together), so rows read 10,000, 20,000, ... whenever ``eval_every`` is a
+    multiple of ``num_envs``. Training iterations are cut there, which makes iteration
+    boundaries, and with them the whole run, independent of where a run was stopped and resumed.
+    """
+    remaining = eval_every - env_steps % eval_every
+    return -(-remaining // num_envs) * num_envs
 
 
 def _check_replay(run: RunConfig, capacity: int, rows: int, episode_length: int) -> None:

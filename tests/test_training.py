@@ -156,6 +156,38 @@ def test_resume_continues_exactly(tmp_path):
     assert full_rows == resumed_rows
 
 
+def test_resume_at_an_evaluation_point_inside_an_iteration(tmp_path):
+    # 80 env steps per iteration do not divide the evaluation interval 360 (45 steps of 8 envs):
+    # iterations are cut at evaluation points, so stopping at one changes nothing.
+    full = goalax.train(small_config(tmp_path / "full", total_env_steps=1440, eval_every=360))
+    assert [row["env_steps"] for row in full.metrics] == [0, 360, 720, 1080, 1440]
+    goalax.train(small_config(tmp_path / "half", total_env_steps=720, eval_every=360))
+    resumed = goalax.train(
+        small_config(
+            tmp_path / "unused", total_env_steps=1440, eval_every=360, resume=str(tmp_path / "half")
+        )
+    )
+    params_close(full.params, resumed.params, rtol=0, atol=0)
+    ignore = {"wall_time_s", "sps"}
+    rows = [
+        [{k: v for k, v in r.items() if k not in ignore} for r in read_rows(run.run_dir)]
+        for run in (full, resumed)
+    ]
+    assert rows[0] == rows[1]
+
+
+def test_evaluation_points_round_up_to_whole_steps_of_all_envs():
+    from goalax.config import steps_to_evaluation
+
+    # 8 envs step together: 300 -> 304, 600 stays, 900 -> 904; from 304 the next point is 600.
+    points, steps = [], 0
+    while steps < 1500:
+        steps += steps_to_evaluation(steps, 300, 8)
+        points.append(steps)
+    assert points == [304, 600, 904, 1200, 1504]
+    assert steps_to_evaluation(0, 5, 8) == 8  # an interval below one step: every step
+
+
 def test_resume_refuses_a_changed_meaning(odd_run):
     changed = dataclasses.replace(
         small_config(odd_run.run_dir, total_env_steps=2000, resume=odd_run.run_dir),

@@ -28,7 +28,7 @@ import optax
 from flax import struct
 
 from goalax.agents.base import Agent, check_network_sizes, check_positive, flag
-from goalax.config import ConfigError
+from goalax.errors import ConfigError
 from goalax.networks import MLP, TanhGaussianActor, policy_action
 
 #: atanh of a stored action is taken after clipping into the open interval by this margin.

@@ -39,8 +39,8 @@ import mujoco
 import numpy as np
 from brax.io import mjcf
 
-from goalax.config import ConfigError
 from goalax.envs.base import GoalPipelineEnv, State
+from goalax.errors import ConfigError
 
 ASSET = os.path.join(os.path.dirname(__file__), "assets", "panda.xml")
 #: Where gymnasium-robotics keeps the Franka visual meshes, inside its package.

@@ -17,7 +17,7 @@ from flax import struct
 
 from goalax import agents, envs, relabel
 from goalax import buffer as replay
-from goalax.config import ConfigError, Schedule, TrainConfig, make_schedule
+from goalax.config import ConfigError, Schedule, TrainConfig, make_schedule, steps_to_evaluation
 from goalax.evaluate import evaluate_episodes
 from goalax.training import rollout, sharding
 
@@ -184,10 +184,13 @@ def build(config: TrainConfig) -> Program:
         return seed.replace(agent=agent_state, buffer=buf, env=carry, key=key, metric_sums=sums)
 
     def chunk(state: TrainState, target: jax.Array) -> TrainState:
-        """Run iterations until ``env_steps >= target`` (the last one clipped to the budget)."""
+        """Run iterations until ``env_steps >= target``. An iteration is cut short at the next
+        evaluation point (``config.steps_to_evaluation``) and at the end of the budget."""
 
         def body(s: TrainState) -> TrainState:
+            to_eval = steps_to_evaluation(s.env_steps, schedule.eval_every, run.num_envs)
             budget = jnp.minimum(schedule.steps_per_iteration, run.total_env_steps - s.env_steps)
+            budget = jnp.minimum(budget, to_eval)
             updates = num_updates(budget, s.env_steps)
             seeds = over_seeds(seed_iteration, run.num_seeds)(s.seeds, budget, updates)
             return TrainState(

@@ -17,7 +17,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from goalax.config import ConfigError, TrainConfig, from_dict, resume_conflicts, to_dict
+from goalax.config import (
+    ConfigError,
+    TrainConfig,
+    from_dict,
+    resume_conflicts,
+    steps_to_evaluation,
+    to_dict,
+)
 from goalax.evaluate import METRICS
 from goalax.training import checkpoint, distributed
 from goalax.training.logging import MetricsLogger, open_wandb, read_jsonl
@@ -263,13 +270,12 @@ def resume(config: TrainConfig) -> TrainResult:
 
 
 def _next_target(program: Program, env_steps: int) -> int:
-    """Env steps at which the next chunk stops: the first iteration boundary at or after the next
-    evaluation mark (or the budget), and at most MAX_ITERATIONS_PER_CHUNK iterations ahead."""
-    s, total = program.schedule, program.config.run.total_env_steps
-    mark = (env_steps // s.eval_every + 1) * s.eval_every
-    aligned = -(-mark // s.steps_per_iteration) * s.steps_per_iteration
+    """Env steps at which the next chunk stops: the next evaluation point (where the program
+    cuts its iterations) or the budget, and at most MAX_ITERATIONS_PER_CHUNK iterations ahead."""
+    s, run = program.schedule, program.config.run
+    evaluation = env_steps + steps_to_evaluation(env_steps, s.eval_every, run.num_envs)
     capped = env_steps + MAX_ITERATIONS_PER_CHUNK * s.steps_per_iteration
-    return min(aligned, capped, total)
+    return min(evaluation, capped, run.total_env_steps)
 
 
 def describe_replay(program: Program, state: TrainState) -> str | None:

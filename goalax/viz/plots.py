@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from goalax.config import ConfigError
+from goalax.errors import ConfigError
 
 #: Config fields that do not make two runs different experiments.
 IGNORED_FIELDS = frozenset({"seed", "num_seeds", "run_dir", "quiet", "resume"})
