@@ -18,8 +18,9 @@ import jax
 import jax.numpy as jnp
 
 from goalax import buffer as replay
-from goalax import relabel
+from goalax.agents import SampleContext
 from goalax.config import RunConfig, TrainConfig
+from goalax.evaluate import evaluate_episodes
 from goalax.training import rollout
 from goalax.training.loop import build, init_state
 
@@ -60,20 +61,12 @@ def breakdown(env_name: str, num_envs: int) -> dict:
     buf = seed.buffer
     for _ in range(8):  # fill a few iterations' worth
         buf = insert(buf, transitions, ids)
-    sample = jax.jit(
-        lambda b, k: relabel.contrastive_batch(
-            b,
-            k,
-            run.batch_size,
-            max_episode_length=schedule.episode_length,
-            gamma=config.agent.discount,
-            strategy=config.agent.goal_strategy,
-        )
-    )
+    context = SampleContext(run.batch_size, schedule.episode_length, env.goal_reward)
+    sample = jax.jit(lambda b, k: agent.sample(b, k, context))
     batch = sample(buf, jax.random.PRNGKey(1))
     update = jax.jit(agent.update)
     evaluate = jax.jit(
-        lambda p, k: evaluate.evaluate_episodes(
+        lambda p, k: evaluate_episodes(
             env,
             lambda o, kk: agent.act(p, o, kk, True),
             k,

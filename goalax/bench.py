@@ -30,10 +30,9 @@ from goalax.training.loop import buffer_bytes, build, compile_program, init_stat
 
 @dataclass(frozen=True)
 class BenchOptions:
-    """What to measure (the run and agent flags are those of ``goalax train AGENT``)."""
+    """What to measure (the run and agent flags are those of ``goalax train AGENT``; the agent
+    itself is chosen with ``--agent NAME``, read by the CLI before these flags)."""
 
-    agent: str = "crl"
-    """Agent to benchmark (its flags are accepted too)."""
     iterations: int = 5
     """Timed training iterations (after one warm-up iteration)."""
     physics_only: bool = False
@@ -46,7 +45,7 @@ def bench_command(agent_name: str) -> type:
     """Flags of ``goalax bench --agent NAME``: run, agent and bench options, flat."""
     agent_config = agents.config_class(agent_name)
     flat = tyro.conf.OmitArgPrefixes
-    return dataclasses.make_dataclass(
+    command = dataclasses.make_dataclass(
         f"Bench{agent_name.upper()}",
         [
             ("run", Annotated[RunConfig, flat], field(default_factory=RunConfig)),
@@ -55,6 +54,11 @@ def bench_command(agent_name: str) -> type:
         ],
         frozen=True,
     )
+    command.__doc__ = (
+        f"Throughput of training {agent_name} (choose the agent with --agent NAME: "
+        f"{', '.join(agents.names())}; default crl)."
+    )
+    return command
 
 
 def _peak_rss_mb() -> float:

@@ -120,6 +120,19 @@ def _flag_value(argv: list[str], flag: str) -> str | None:
     return None
 
 
+def _without_flag(argv: list[str], flag: str) -> list[str]:
+    """``argv`` without ``flag`` and its value (the CLI reads it itself, before tyro)."""
+    out, skip = [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg == flag and i + 1 < len(argv):
+            skip = True
+        elif not arg.startswith(flag + "="):
+            out.append(arg)
+    return out
+
+
 def train_main(argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):
         if argv and argv[0] in ("-h", "--help"):
@@ -217,7 +230,7 @@ def bench_main(argv: list[str]) -> int:
     if agent_name not in AGENTS:
         return _fail(f"unknown agent '{agent_name}'; closest: {_closest(agent_name, AGENTS)}")
     try:
-        cmd = parse_flags(bench_command(agent_name), argv, "goalax bench")
+        cmd = parse_flags(bench_command(agent_name), _without_flag(argv, "--agent"), "goalax bench")
     except FlagError as err:
         return _fail(str(err))
     _setup_process()

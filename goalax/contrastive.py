@@ -23,6 +23,7 @@ __all__ = [
     "ENERGIES",
     "LOSSES",
     "contrastive_loss",
+    "extra_metric_names",
     "logsumexp_penalty",
     "paired_logits",
     "pairwise_logits",
@@ -282,10 +283,15 @@ _LOSS_FNS: dict[str, Callable[[Array], Array]] = {
 }
 LOSSES: tuple[str, ...] = tuple(_LOSS_FNS)
 
-# Losses whose value alone does not say how training goes get extra metrics.
-_EXTRA_METRIC_FNS: dict[str, Callable[[Array], dict[str, Array]]] = {
-    "flatnce": lambda logits: {"flatnce_unflattened": jnp.mean(_flatnce_log_ratios(logits))},
+# Losses whose value alone does not say how training goes get extra metrics: name -> fn(logits).
+_EXTRA_METRIC_FNS: dict[str, dict[str, Callable[[Array], Array]]] = {
+    "flatnce": {"flatnce_unflattened": lambda logits: jnp.mean(_flatnce_log_ratios(logits))},
 }
+
+
+def extra_metric_names(loss: str) -> tuple[str, ...]:
+    """Names of the metrics ``contrastive_loss`` adds for ``loss`` beyond the common three."""
+    return tuple(_EXTRA_METRIC_FNS.get(loss, {}))
 
 
 def contrastive_loss(loss: str, logits: Array) -> tuple[Array, dict[str, Array]]:
@@ -317,8 +323,8 @@ def contrastive_loss(loss: str, logits: Array) -> tuple[Array, dict[str, Array]]
         "logits_neg": _off_diagonal_mean(logits),
         "categorical_accuracy": jnp.mean(jnp.argmax(logits, axis=1) == jnp.arange(num)),
     }
-    if loss in _EXTRA_METRIC_FNS:
-        metrics = {**metrics, **_EXTRA_METRIC_FNS[loss](logits)}
+    for name, fn in _EXTRA_METRIC_FNS.get(loss, {}).items():
+        metrics[name] = fn(logits)
     return _LOSS_FNS[loss](logits), metrics
 
 

@@ -187,7 +187,7 @@ def test_normaliser_merges_rollouts_exactly():
 def test_bad_configs_name_the_flag(name, overrides, flag):
     config = agents.config_class(name)(**overrides)
     with pytest.raises(ValueError, match=flag):
-        agents.make(name, config, **SIZES, env=None)
+        agents.make(name, config, **SIZES)
 
 
 def test_registry_and_cli_flags():
@@ -198,12 +198,10 @@ def test_registry_and_cli_flags():
     )
     assert parsed.her and parsed.relabel_fraction == 0.5 and parsed.goal_strategy == "geometric"
     assert sac.SACConfig().discount == 0.99 and not sac.SACConfig().her
-    sac_agent = agents.make("sac", sac.SACConfig(), **SIZES, env=None)
-    assert sac_agent.data == "her" and sac_agent.fields == critics.HER_FIELDS
-    ppo_agent = agents.make(
-        "ppo", ppo.PPOConfig(num_epochs=3, num_minibatches=5), **SIZES, env=None
-    )
-    assert ppo_agent.data == "rollout" and ppo_agent.grad_steps_per_update == 15
+    sac_agent = agents.make("sac", sac.SACConfig(), **SIZES)
+    assert sac_agent.sample is not None and sac_agent.fields == critics.HER_FIELDS
+    ppo_agent = agents.make("ppo", ppo.PPOConfig(num_epochs=3, num_minibatches=5), **SIZES)
+    assert ppo_agent.sample is None and ppo_agent.grad_steps_per_update == 15  # on-policy
 
 
 def synthetic_rollout(seed=0, num_steps=6, num_envs=4, budget=20):
@@ -227,7 +225,7 @@ def synthetic_rollout(seed=0, num_steps=6, num_envs=4, budget=20):
 
 
 def test_ppo_rejects_rollouts_that_do_not_split_into_minibatches():
-    agent = agents.make("ppo", ppo.PPOConfig(num_minibatches=7), **SIZES, env=None)
+    agent = agents.make("ppo", ppo.PPOConfig(num_minibatches=7), **SIZES)
     state = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
     rollout = synthetic_rollout()  # 6 x 4 = 24 steps
     with pytest.raises(ConfigError, match="--num-minibatches 7"):
@@ -468,7 +466,7 @@ def test_smoke_training_run(tmp_path, label):
     result = goalax.train(config)
     rows = read_rows(result.run_dir)
     assert [r["env_steps"] for r in rows] == [0, 400, 500]
-    program_metrics = agents.make(name, config.agent, **SIZES, env=None).metric_names
+    program_metrics = agents.make(name, config.agent, **SIZES).metric_names
     for key in program_metrics:
         assert np.isfinite(rows[-1][f"train/{key}"]), key
     assert os.path.exists(os.path.join(result.run_dir, "config.json"))

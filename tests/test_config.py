@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import jax
 import pytest
 
 from goalax.agents.crl import CRLConfig
@@ -102,7 +103,7 @@ def test_resume_conflicts_name_the_changed_flags():
     "overrides, fragment",
     [
         ({"depth": 3, "residual": True}, "--depth"),
-        ({"actor_depth": 2, "residual": True, "depth": 4}, "--actor-depth"),
+        ({"actor_depth": 2, "actor_residual": True}, "--actor-depth must be a multiple of 4"),
         ({"discount": 1.0}, "--discount"),
         ({"critic_lr": 0.0}, "--critic-lr"),
         ({"repr_dim": 0}, "--repr-dim"),
@@ -112,3 +113,22 @@ def test_resume_conflicts_name_the_changed_flags():
 def test_bad_agent_config(overrides, fragment):
     with pytest.raises(ValueError, match=fragment):
         CRLConfig(**overrides).validate()
+
+
+def test_residual_critic_leaves_the_actor_its_own_depth_and_choice():
+    # --residual --depth 16 alone: the critic is a deep residual net, the actor stays 2 x 256.
+    from goalax.agents import crl
+
+    config = CRLConfig(residual=True, depth=16)
+    config.validate()
+    agent = crl.make(config, state_dim=4, goal_dim=2, action_dim=2)
+    params = jax.eval_shape(agent.init, jax.random.PRNGKey(0)).params
+    assert "blocks" in params.sa_encoder["params"]  # 4 residual blocks
+    assert params.sa_encoder["params"]["blocks"]["dense_0"]["kernel"].shape == (4, 256, 256)
+    trunk = params.actor["params"]["trunk"]
+    assert "blocks" not in trunk and set(trunk) == {"dense_0", "dense_1", "output"}
+    deep_actor = crl.make(
+        CRLConfig(actor_residual=True, actor_depth=8), state_dim=4, goal_dim=2, action_dim=2
+    )
+    trunk = jax.eval_shape(deep_actor.init, jax.random.PRNGKey(0)).params.actor["params"]["trunk"]
+    assert trunk["blocks"]["dense_0"]["kernel"].shape == (2, 256, 256)

@@ -6,7 +6,7 @@ import difflib
 import importlib
 from typing import Any
 
-from goalax.agents.base import Agent
+from goalax.agents.base import Agent, SampleContext
 
 #: name -> (module, config class name). Modules are imported on first use.
 _REGISTRY: dict[str, tuple[str, str]] = {
@@ -33,11 +33,9 @@ def config_class(name: str) -> type:
     return getattr(_module(name), _REGISTRY[name][1])
 
 
-def make(name: str, config: Any, *, state_dim: int, goal_dim: int, action_dim: int, env) -> Agent:
-    """Build agent ``name`` for a task's sizes (``env`` gives thresholds and reward settings)."""
-    return _module(name).make(
-        config, state_dim=state_dim, goal_dim=goal_dim, action_dim=action_dim, env=env
-    )
+def make(name: str, config: Any, *, state_dim: int, goal_dim: int, action_dim: int) -> Agent:
+    """Build agent ``name`` for a task's sizes."""
+    return _module(name).make(config, state_dim=state_dim, goal_dim=goal_dim, action_dim=action_dim)
 
 
-__all__ = ["Agent", "config_class", "make", "names"]
+__all__ = ["Agent", "SampleContext", "config_class", "make", "names"]

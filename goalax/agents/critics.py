@@ -8,17 +8,17 @@ Both agents train on ``goalax.relabel.her_batch`` batches: ``state_obs, next_sta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
-from goalax.agents.base import check_network_sizes, check_positive
+from goalax import relabel
+from goalax.agents.base import SampleContext, check_network_sizes, check_positive
+from goalax.buffer import BufferState, GoalStrategy
 from goalax.networks import MLP
-
-GoalStrategy = Literal["geometric", "uniform", "random_state"]
 
 #: Transition fields SAC/TD3 keep in replay: HER needs the achieved goal of every next state;
 #: rewards are recomputed for the goal actually used, so they are not stored.
@@ -54,13 +54,15 @@ class OffPolicyConfig:
     layer_norm: bool = False
     """LayerNorm after each hidden Dense layer of the critics."""
     actor_depth: int = 2
-    """Hidden layers of the actor (multiple of 4 with --residual)."""
+    """Hidden layers of the actor (multiple of 4 with --actor-residual)."""
     actor_width: int = 256
     """Hidden units per layer of the actor."""
     actor_layer_norm: bool = False
     """LayerNorm after each hidden Dense layer of the actor."""
     residual: bool = False
-    """Residual blocks of 4×(Dense→LayerNorm→swish) in critics and actor (deep networks)."""
+    """Residual blocks of 4×(Dense→LayerNorm→swish) in the critics (deep networks)."""
+    actor_residual: bool = False
+    """Residual blocks of 4×(Dense→LayerNorm→swish) in the actor (independent of --residual)."""
 
     def validate(self) -> None:
         """Raise ValueError with a one-line fix for impossible settings."""
@@ -157,6 +159,23 @@ def critic_step(
     (loss, q), grads = jax.value_and_grad(loss_fn, has_aux=True)(critic)
     updates, opt_state = tx.update(grads, opt_state, critic)
     return optax.apply_updates(critic, updates), opt_state, loss, jnp.mean(q)
+
+
+def her_sample(
+    config: OffPolicyConfig, buf: BufferState, key: jax.Array, context: SampleContext
+) -> dict:
+    """SAC/TD3 batch from replay: HER relabelling (with ``--her``) and rewards from the task's
+    own success function (``goalax.relabel.her_batch``)."""
+    return relabel.her_batch(
+        buf,
+        key,
+        context.batch_size,
+        max_episode_length=context.max_episode_length,
+        gamma=config.discount,
+        strategy=config.goal_strategy,
+        relabel_fraction=config.relabel_fraction if config.her else 0.0,
+        goal_reward=context.goal_reward,
+    )
 
 
 def polyak(target: Any, online: Any, tau: float) -> Any:

@@ -3,26 +3,30 @@ classify which goal was reached in the future of (s, a), and a goal-conditioned 
 maximises it.
 
 The agent is three pure functions bundled in ``Agent``: ``init(key) -> CRLState``,
-``update(state, batch, key) -> (state, metrics)`` and ``act(params, obs, key, deterministic)``.
-A batch is a dict of ``state_obs [B, state_dim]``, ``action [B, action_dim]`` and
-``goal [B, goal_dim]`` where the goal is a future achieved goal of the same trajectory.
+``update(state, batch, key) -> (state, metrics)`` and ``act(params, obs, key, deterministic)``,
+plus ``sample``, which draws its batches from replay: ``state_obs [B, state_dim]``,
+``action [B, action_dim]`` and ``goal [B, goal_dim]``, a future achieved goal of the same
+episode (``goalax.relabel.contrastive_batch``). Each is a module-level function of ``CRLNets``
+(the networks and optimisers ``make`` builds once).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from goalax import contrastive
-from goalax.agents.base import Agent, check_network_sizes, check_positive
-from goalax.networks import MLP, TanhGaussianActor, policy_action, sample_tanh_gaussian
+from goalax import contrastive, relabel
+from goalax.agents import entropy_actor
+from goalax.agents.base import Agent, SampleContext, check_network_sizes, check_positive
+from goalax.buffer import BufferState, GoalStrategy
+from goalax.networks import MLP
 
-GoalStrategy = Literal["geometric", "uniform", "random_state"]
 Energy = Literal["l2", "l2_squared", "l1", "dot", "cosine"]
 Loss = Literal[
     "infonce_forward",
@@ -56,13 +60,15 @@ class CRLConfig:
     layer_norm: bool = False
     """LayerNorm after each hidden Dense layer of the critic."""
     residual: bool = False
-    """Residual blocks of 4×(Dense→LayerNorm→swish) in critic and actor (deep networks)."""
+    """Residual blocks of 4×(Dense→LayerNorm→swish) in the critic encoders (deep networks)."""
     actor_depth: int = 2
-    """Hidden layers of the actor (multiple of 4 with --residual)."""
+    """Hidden layers of the actor (multiple of 4 with --actor-residual)."""
     actor_width: int = 256
     """Hidden units per layer of the actor."""
     actor_layer_norm: bool = False
     """LayerNorm after each hidden Dense layer of the actor."""
+    actor_residual: bool = False
+    """Residual blocks of 4×(Dense→LayerNorm→swish) in the actor (independent of --residual)."""
     critic_lr: float = 3e-4
     """Adam learning rate of the critic."""
     actor_lr: float = 3e-4
@@ -98,8 +104,7 @@ class CRLParams:
 class CRLState:
     params: CRLParams
     critic_opt: Any
-    actor_opt: Any
-    alpha_opt: Any
+    actor_opt: entropy_actor.ActorOpt
 
 
 METRICS = (
@@ -113,123 +118,139 @@ METRICS = (
 )
 
 
-def make(
-    config: CRLConfig, *, state_dim: int, goal_dim: int, action_dim: int, env: Any = None
-) -> Agent:
-    """Build CRL for the given sizes. Networks come from ``goalax.networks``; losses from
-    ``goalax.contrastive``, so every agent variant shares them."""
-    config.validate()
-    sa_encoder = MLP(
-        out_dim=config.repr_dim,
-        width=config.width,
-        depth=config.depth,
-        layer_norm=config.layer_norm,
-        residual=config.residual,
-    )
-    goal_encoder = MLP(
-        out_dim=config.repr_dim,
-        width=config.width,
-        depth=config.depth,
-        layer_norm=config.layer_norm,
-        residual=config.residual,
-    )
-    actor = TanhGaussianActor(
-        action_dim=action_dim,
+class CRLNets(NamedTuple):
+    """What ``make`` builds once: the encoders, the actor, the critic's optimiser, the config."""
+
+    config: CRLConfig
+    sa_encoder: MLP
+    goal_encoder: MLP
+    actor: entropy_actor.EntropyActor
+    critic_tx: optax.GradientTransformation
+
+
+def metric_names(config: CRLConfig) -> tuple[str, ...]:
+    """``METRICS``, plus the loss's own extra metrics (FlatNCE: its un-flattened value)."""
+    return METRICS + contrastive.extra_metric_names(config.loss)
+
+
+def build_nets(config: CRLConfig, action_dim: int) -> CRLNets:
+    def encoder() -> MLP:
+        return MLP(
+            out_dim=config.repr_dim,
+            width=config.width,
+            depth=config.depth,
+            layer_norm=config.layer_norm,
+            residual=config.residual,
+        )
+
+    actor = entropy_actor.make(
+        action_dim,
         width=config.actor_width,
         depth=config.actor_depth,
         layer_norm=config.actor_layer_norm,
-        residual=config.residual,
+        residual=config.actor_residual,
+        actor_lr=config.actor_lr,
+        alpha_lr=config.alpha_lr,
+        target_entropy_scale=config.target_entropy_scale,
     )
-    critic_tx = optax.adam(config.critic_lr)
-    actor_tx = optax.adam(config.actor_lr)
-    alpha_tx = optax.adam(config.alpha_lr)
-    target_entropy = -config.target_entropy_scale * action_dim
+    return CRLNets(config, encoder(), encoder(), actor, optax.adam(config.critic_lr))
 
-    def init(key: jax.Array) -> CRLState:
-        sa_key, g_key, actor_key = jax.random.split(key, 3)
-        params = CRLParams(
-            sa_encoder=sa_encoder.init(sa_key, jnp.zeros((1, state_dim + action_dim))),
-            goal_encoder=goal_encoder.init(g_key, jnp.zeros((1, goal_dim))),
-            actor=actor.init(actor_key, jnp.zeros((1, state_dim + goal_dim))),
-            log_alpha=jnp.zeros(()),
-        )
-        return CRLState(
-            params=params,
-            critic_opt=critic_tx.init((params.sa_encoder, params.goal_encoder)),
-            actor_opt=actor_tx.init(params.actor),
-            alpha_opt=alpha_tx.init(params.log_alpha),
-        )
 
-    def critic_loss(sa_params, psi, batch):
-        """Contrastive loss of ``φ(s, a)`` against the goal embeddings ``psi [B, repr_dim]``."""
-        phi = sa_encoder.apply(
-            sa_params, jnp.concatenate([batch["state_obs"], batch["action"]], axis=-1)
-        )
-        logits = contrastive.pairwise_logits(config.energy, phi, psi)
-        loss, metrics = contrastive.contrastive_loss(config.loss, logits)
-        loss = loss + config.logsumexp_penalty * contrastive.logsumexp_penalty(logits)
-        return loss, metrics
+def init(nets: CRLNets, sizes: tuple[int, int, int], key: jax.Array) -> CRLState:
+    """Fresh parameters for ``sizes = (state_dim, goal_dim, action_dim)``."""
+    state_dim, goal_dim, action_dim = sizes
+    sa_key, g_key, actor_key = jax.random.split(key, 3)
+    sa_params = nets.sa_encoder.init(sa_key, jnp.zeros((1, state_dim + action_dim)))
+    g_params = nets.goal_encoder.init(g_key, jnp.zeros((1, goal_dim)))
+    actor_params, log_alpha, actor_opt = entropy_actor.init(
+        nets.actor, actor_key, state_dim + goal_dim
+    )
+    return CRLState(
+        params=CRLParams(sa_params, g_params, actor_params, log_alpha),
+        critic_opt=nets.critic_tx.init((sa_params, g_params)),
+        actor_opt=actor_opt,
+    )
 
-    def actor_loss(actor_params, sa_params, psi, log_alpha, batch, key):
-        obs = jnp.concatenate([batch["state_obs"], batch["goal"]], axis=-1)
-        mean, log_std = actor.apply(actor_params, obs)
-        action, log_prob = sample_tanh_gaussian(mean, log_std, key)
-        phi = sa_encoder.apply(sa_params, jnp.concatenate([batch["state_obs"], action], axis=-1))
-        score = contrastive.paired_logits(config.energy, phi, psi)
-        alpha = jnp.exp(log_alpha)
-        return jnp.mean(alpha * log_prob - score), log_prob
 
-    def update(state: CRLState, batch: dict, key: jax.Array) -> tuple[CRLState, dict]:
-        """Actor and α step against the critic as it was, then the critic step (the reference's
-        order). Both see the same goal embeddings ``ψ(g)``: computed once, with a VJP that
-        carries the critic's gradient back into the goal encoder."""
-        p = state.params
-        psi, psi_vjp = jax.vjp(lambda g: goal_encoder.apply(g, batch["goal"]), p.goal_encoder)
+def sa_embedding(nets: CRLNets, sa_params: Any, state_obs: jax.Array, action: jax.Array):
+    """``φ(s, a)``: ``[B, state_dim], [B, action_dim] -> [B, repr_dim]``."""
+    return nets.sa_encoder.apply(sa_params, jnp.concatenate([state_obs, action], axis=-1))
 
-        (a_loss, log_prob), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            p.actor, jax.lax.stop_gradient(p.sa_encoder), psi, p.log_alpha, batch, key
-        )
-        a_updates, actor_opt = actor_tx.update(a_grads, state.actor_opt, p.actor)
-        actor_params = optax.apply_updates(p.actor, a_updates)
 
-        entropy_gap = jax.lax.stop_gradient(-log_prob - target_entropy)
-        alpha_grad = jax.grad(lambda la: jnp.mean(la * entropy_gap))(p.log_alpha)
-        al_updates, alpha_opt = alpha_tx.update(alpha_grad, state.alpha_opt, p.log_alpha)
-        log_alpha = optax.apply_updates(p.log_alpha, al_updates)
+def critic_loss(nets: CRLNets, sa_params: Any, psi: jax.Array, batch: dict):
+    """Contrastive loss (plus the logsumexp penalty) of ``φ(s, a)`` against the goal
+    embeddings ``psi [B, repr_dim]``, and its metrics."""
+    config = nets.config
+    phi = sa_embedding(nets, sa_params, batch["state_obs"], batch["action"])
+    logits = contrastive.pairwise_logits(config.energy, phi, psi)
+    loss, metrics = contrastive.contrastive_loss(config.loss, logits)
+    return loss + config.logsumexp_penalty * contrastive.logsumexp_penalty(logits), metrics
 
-        (c_loss, c_metrics), (sa_grads, psi_grad) = jax.value_and_grad(
-            critic_loss, argnums=(0, 1), has_aux=True
-        )(p.sa_encoder, psi, batch)
-        (g_grads,) = psi_vjp(psi_grad)
-        critic = (p.sa_encoder, p.goal_encoder)
-        c_updates, critic_opt = critic_tx.update((sa_grads, g_grads), state.critic_opt, critic)
-        critic = optax.apply_updates(critic, c_updates)
 
-        new_state = CRLState(
-            params=CRLParams(critic[0], critic[1], actor_params, log_alpha),
-            critic_opt=critic_opt,
-            actor_opt=actor_opt,
-            alpha_opt=alpha_opt,
-        )
-        metrics = {
-            "critic_loss": c_loss,
-            "actor_loss": a_loss,
-            "alpha": jnp.exp(log_alpha),
-            "entropy": -jnp.mean(log_prob),
-            **{k: c_metrics[k] for k in ("logits_pos", "logits_neg", "categorical_accuracy")},
-        }
-        return new_state, metrics
+def critic_step(nets: CRLNets, state: CRLState, batch: dict, psi, psi_vjp):
+    """One Adam step of both encoders; ``psi_vjp`` carries ``dL/dψ`` into the goal encoder."""
+    p = state.params
+    (loss, metrics), (sa_grads, psi_grad) = jax.value_and_grad(
+        functools.partial(critic_loss, nets), argnums=(0, 1), has_aux=True
+    )(p.sa_encoder, psi, batch)
+    (g_grads,) = psi_vjp(psi_grad)
+    critic = (p.sa_encoder, p.goal_encoder)
+    updates, critic_opt = nets.critic_tx.update((sa_grads, g_grads), state.critic_opt, critic)
+    return optax.apply_updates(critic, updates), critic_opt, {"critic_loss": loss, **metrics}
 
-    def act(params: CRLParams, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
-        """``obs [..., state_dim + goal_dim] -> action [..., action_dim]`` in [-1, 1]."""
-        mean, log_std = actor.apply(params.actor, obs)
-        return policy_action(mean, log_std, key, deterministic)
 
+def update(nets: CRLNets, state: CRLState, batch: dict, key: jax.Array) -> tuple[CRLState, dict]:
+    """Actor and α step against the critic as it was, then the critic step (the reference's
+    order). Both see the same goal embeddings ``ψ(g)``: computed once, with a VJP that carries
+    the critic's gradient back into the goal encoder."""
+    p = state.params
+    psi, psi_vjp = jax.vjp(lambda g: nets.goal_encoder.apply(g, batch["goal"]), p.goal_encoder)
+
+    def score(action):
+        phi = sa_embedding(nets, p.sa_encoder, batch["state_obs"], action)
+        return contrastive.paired_logits(nets.config.energy, phi, psi)
+
+    obs = jnp.concatenate([batch["state_obs"], batch["goal"]], axis=-1)
+    actor_params, log_alpha, actor_opt, actor_metrics = entropy_actor.actor_step(
+        nets.actor, p.actor, p.log_alpha, state.actor_opt, obs, score, key
+    )
+    critic, critic_opt, critic_metrics = critic_step(nets, state, batch, psi, psi_vjp)
+    new_state = CRLState(
+        params=CRLParams(critic[0], critic[1], actor_params, log_alpha),
+        critic_opt=critic_opt,
+        actor_opt=actor_opt,
+    )
+    metrics = {**critic_metrics, **actor_metrics}
+    return new_state, {name: metrics[name] for name in metric_names(nets.config)}
+
+
+def act(nets: CRLNets, params: CRLParams, obs: jax.Array, key: jax.Array, deterministic: bool):
+    """``obs [..., state_dim + goal_dim] -> action [..., action_dim]`` in [-1, 1]."""
+    return entropy_actor.act(nets.actor, params.actor, obs, key, deterministic)
+
+
+def sample(config: CRLConfig, buf: BufferState, key: jax.Array, context: SampleContext) -> dict:
+    """A batch of ``(s, a, future goal)`` from replay, goals from the discounted future."""
+    return relabel.contrastive_batch(
+        buf,
+        key,
+        context.batch_size,
+        max_episode_length=context.max_episode_length,
+        gamma=config.discount,
+        strategy=config.goal_strategy,
+    )
+
+
+def make(config: CRLConfig, *, state_dim: int, goal_dim: int, action_dim: int) -> Agent:
+    """Build CRL for the given sizes. Networks come from ``goalax.networks``, losses from
+    ``goalax.contrastive`` and the actor from ``goalax.agents.entropy_actor``."""
+    config.validate()
+    nets = build_nets(config, action_dim)
     return Agent(
-        init=init,
-        update=update,
-        act=act,
-        metric_names=METRICS,
-        data="contrastive",
+        init=functools.partial(init, nets, (state_dim, goal_dim, action_dim)),
+        update=functools.partial(update, nets),
+        act=functools.partial(act, nets),
+        metric_names=metric_names(config),
         fields=("state_obs", "action", "next_goal"),
+        sample=functools.partial(sample, config),
     )

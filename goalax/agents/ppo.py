@@ -18,9 +18,10 @@ the Gaussian's (the squashed one has no closed form).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -71,13 +72,15 @@ class PPOConfig:
     layer_norm: bool = False
     """LayerNorm after each hidden Dense layer of the value network."""
     actor_depth: int = 2
-    """Hidden layers of the actor (multiple of 4 with --residual)."""
+    """Hidden layers of the actor (multiple of 4 with --actor-residual)."""
     actor_width: int = 256
     """Hidden units per layer of the actor."""
     actor_layer_norm: bool = False
     """LayerNorm after each hidden Dense layer of the actor."""
     residual: bool = False
-    """Residual blocks of 4×(Dense→LayerNorm→swish) in value network and actor."""
+    """Residual blocks of 4×(Dense→LayerNorm→swish) in the value network."""
+    actor_residual: bool = False
+    """Residual blocks of 4×(Dense→LayerNorm→swish) in the actor (independent of --residual)."""
 
     def validate(self) -> None:
         """Raise ValueError with a one-line fix for impossible settings."""
@@ -212,18 +215,22 @@ def gaussian_entropy(log_std: jax.Array) -> jax.Array:
     return jnp.sum(log_std + 0.5 * (1.0 + math.log(2.0 * math.pi)), axis=-1)
 
 
-def make(
-    config: PPOConfig, *, state_dim: int, goal_dim: int, action_dim: int, env: Any = None
-) -> Agent:
-    """Build PPO for the given sizes."""
-    config.validate()
-    obs_dim = state_dim + goal_dim
+class PPONets(NamedTuple):
+    """What ``make`` builds once: actor, value network, the optimiser and the config."""
+
+    config: PPOConfig
+    actor: TanhGaussianActor
+    value_net: MLP
+    tx: optax.GradientTransformation
+
+
+def build_nets(config: PPOConfig, action_dim: int) -> PPONets:
     actor = TanhGaussianActor(
         action_dim=action_dim,
         width=config.actor_width,
         depth=config.actor_depth,
         layer_norm=config.actor_layer_norm,
-        residual=config.residual,
+        residual=config.actor_residual,
     )
     value_net = MLP(
         out_dim=1,
@@ -235,135 +242,150 @@ def make(
     tx = optax.chain(
         optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate)
     )
+    return PPONets(config, actor, value_net, tx)
 
-    def init(key: jax.Array) -> PPOState:
-        actor_key, value_key = jax.random.split(key)
-        obs = jnp.zeros((1, obs_dim))
-        params = PPOParams(
-            actor=actor.init(actor_key, obs),
-            value=value_net.init(value_key, obs),
-            obs_norm=ObsNormaliser(
-                mean=jnp.zeros(obs_dim), var=jnp.ones(obs_dim), count=jnp.zeros((), jnp.int32)
-            ),
+
+def init(nets: PPONets, obs_dim: int, key: jax.Array) -> PPOState:
+    """Fresh parameters and an empty normaliser for observations of ``obs_dim``."""
+    actor_key, value_key = jax.random.split(key)
+    obs = jnp.zeros((1, obs_dim))
+    params = PPOParams(
+        actor=nets.actor.init(actor_key, obs),
+        value=nets.value_net.init(value_key, obs),
+        obs_norm=ObsNormaliser(
+            mean=jnp.zeros(obs_dim), var=jnp.ones(obs_dim), count=jnp.zeros((), jnp.int32)
+        ),
+    )
+    return PPOState(params=params, opt=nets.tx.init((params.actor, params.value)))
+
+
+def value_of(nets: PPONets, value_params: Any, normalised_obs: jax.Array) -> jax.Array:
+    return nets.value_net.apply(value_params, normalised_obs)[..., 0]
+
+
+def loss_fn(nets: PPONets, params: tuple[Any, Any], mb: dict) -> tuple[jax.Array, dict]:
+    """Clipped surrogate + value loss - entropy bonus on one minibatch, and its metrics."""
+    config = nets.config
+    actor_params, value_params = params
+    mean, log_std = nets.actor.apply(actor_params, mb["obs"])
+    log_ratio = jnp.clip(
+        gaussian_log_prob(mean, log_std, mb["action"]) - mb["old_log_prob"],
+        -LOG_RATIO_CLIP,
+        LOG_RATIO_CLIP,
+    )
+    w = mb["valid"]
+    policy_loss = clipped_surrogate_loss(log_ratio, mb["advantage"], config.clip_epsilon, w)
+    value_error = value_of(nets, value_params, mb["obs"]) - mb["return"]
+    value_loss = 0.5 * weighted_mean(jnp.square(value_error), w)
+    entropy = weighted_mean(gaussian_entropy(log_std), w)
+    loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy
+    metrics = {
+        "actor_loss": policy_loss,
+        "critic_loss": value_loss,
+        "entropy": entropy,
+        # (ρ - 1) - log ρ: a low-variance, non-negative estimator of KL(old || new).
+        "approx_kl": weighted_mean(jnp.expm1(log_ratio) - log_ratio, w),
+        "clip_fraction": weighted_mean(
+            (jnp.abs(jnp.expm1(log_ratio)) > config.clip_epsilon).astype(jnp.float32), w
+        ),
+    }
+    return loss, metrics
+
+
+def minibatch_step(nets: PPONets, carry: tuple, mb: dict) -> tuple[tuple, dict]:
+    params, opt = carry
+    grads, metrics = jax.grad(functools.partial(loss_fn, nets), has_aux=True)(params, mb)
+    updates, opt = nets.tx.update(grads, opt, params)
+    return (optax.apply_updates(params, updates), opt), metrics
+
+
+def prepare(nets: PPONets, params: PPOParams, batch: dict) -> dict:
+    """Normalised obs, behaviour log-probs and GAE targets, leaves ``[T * E, ...]``.
+
+    The params that collected the rollout are exactly ``params`` (normaliser included), so the
+    probability ratios of the first minibatch are exactly 1.
+    """
+    config = nets.config
+    obs = normalise(params.obs_norm, jnp.concatenate([batch["state_obs"], batch["goal"]], -1))
+    next_obs = normalise(
+        params.obs_norm, jnp.concatenate([batch["next_state_obs"], batch["goal"]], -1)
+    )
+    valid = batch["valid"]
+    mean, log_std = nets.actor.apply(params.actor, obs)
+    value = value_of(nets, params.value, obs)
+    advantage = gae(
+        batch["reward"],
+        value,
+        value_of(nets, params.value, next_obs),
+        batch["terminated"],
+        batch["truncated"],
+        valid,
+        config.discount,
+        config.gae_lambda,
+    )
+    centred = advantage - weighted_mean(advantage, valid)
+    scale = jnp.sqrt(weighted_mean(jnp.square(centred), valid)) + 1e-8
+    data = {
+        "obs": obs,
+        "action": batch["action"],
+        "old_log_prob": gaussian_log_prob(mean, log_std, batch["action"]),
+        "advantage": valid * centred / scale,
+        "return": advantage + value,
+        "valid": valid,
+    }
+    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), data)
+    return jax.lax.stop_gradient(flat)
+
+
+def update(nets: PPONets, state: PPOState, batch: dict, key: jax.Array) -> tuple[PPOState, dict]:
+    """``num_epochs`` passes of shuffled minibatches over one rollout, then the normaliser."""
+    config = nets.config
+    num_steps = batch["valid"].size
+    if num_steps % config.num_minibatches:
+        raise ConfigError(
+            f"ppo splits each rollout of --unroll-length × --num-envs = {num_steps} steps into "
+            f"--num-minibatches {config.num_minibatches}; choose sizes whose product is "
+            "divisible by it"
         )
-        return PPOState(params=params, opt=tx.init((params.actor, params.value)))
+    data = prepare(nets, state.params, batch)
+    minibatch_size = num_steps // config.num_minibatches
 
-    def value_of(value_params, normalised_obs):
-        return value_net.apply(value_params, normalised_obs)[..., 0]
-
-    def loss_fn(nets, mb):
-        actor_params, value_params = nets
-        mean, log_std = actor.apply(actor_params, mb["obs"])
-        log_ratio = jnp.clip(
-            gaussian_log_prob(mean, log_std, mb["action"]) - mb["old_log_prob"],
-            -LOG_RATIO_CLIP,
-            LOG_RATIO_CLIP,
+    def epoch(carry, epoch_key):
+        order = jax.random.permutation(epoch_key, num_steps)
+        minibatches = jax.tree.map(
+            lambda x: x[order].reshape((config.num_minibatches, minibatch_size) + x.shape[1:]),
+            data,
         )
-        w = mb["valid"]
-        policy_loss = clipped_surrogate_loss(log_ratio, mb["advantage"], config.clip_epsilon, w)
-        value_loss = 0.5 * weighted_mean(
-            jnp.square(value_of(value_params, mb["obs"]) - mb["return"]), w
-        )
-        entropy = weighted_mean(gaussian_entropy(log_std), w)
-        loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy
-        metrics = {
-            "actor_loss": policy_loss,
-            "critic_loss": value_loss,
-            "entropy": entropy,
-            # (ρ - 1) - log ρ: a low-variance, non-negative estimator of KL(old || new).
-            "approx_kl": weighted_mean(jnp.expm1(log_ratio) - log_ratio, w),
-            "clip_fraction": weighted_mean(
-                (jnp.abs(jnp.expm1(log_ratio)) > config.clip_epsilon).astype(jnp.float32), w
-            ),
-        }
-        return loss, metrics
+        return jax.lax.scan(functools.partial(minibatch_step, nets), carry, minibatches)
 
-    def minibatch_step(carry, mb):
-        nets, opt = carry
-        grads, metrics = jax.grad(loss_fn, has_aux=True)(nets, mb)
-        updates, opt = tx.update(grads, opt, nets)
-        return (optax.apply_updates(nets, updates), opt), metrics
+    params = (state.params.actor, state.params.value)
+    (params, opt), metrics = jax.lax.scan(
+        epoch, (params, state.opt), jax.random.split(key, config.num_epochs)
+    )
+    norm = state.params.obs_norm
+    if config.normalize_observations:
+        # Used from the next rollout on: changing it now would move the behaviour policy.
+        obs = jnp.concatenate([batch["state_obs"], batch["goal"]], axis=-1)
+        norm = update_normaliser(norm, obs.reshape(-1, obs.shape[-1]), batch["valid"].reshape(-1))
+    new_params = PPOParams(actor=params[0], value=params[1], obs_norm=norm)
+    return PPOState(params=new_params, opt=opt), jax.tree.map(jnp.mean, metrics)
 
-    def prepare(params: PPOParams, batch: dict) -> dict:
-        """Normalised obs, behaviour log-probs and GAE targets, leaves ``[T * E, ...]``.
 
-        The params that collected the rollout are exactly ``params`` (normaliser included), so
-        the probability ratios of the first minibatch are exactly 1.
-        """
-        obs = normalise(params.obs_norm, jnp.concatenate([batch["state_obs"], batch["goal"]], -1))
-        next_obs = normalise(
-            params.obs_norm, jnp.concatenate([batch["next_state_obs"], batch["goal"]], -1)
-        )
-        valid = batch["valid"]
-        mean, log_std = actor.apply(params.actor, obs)
-        value = value_of(params.value, obs)
-        advantage = gae(
-            batch["reward"],
-            value,
-            value_of(params.value, next_obs),
-            batch["terminated"],
-            batch["truncated"],
-            valid,
-            config.discount,
-            config.gae_lambda,
-        )
-        centred = advantage - weighted_mean(advantage, valid)
-        scale = jnp.sqrt(weighted_mean(jnp.square(centred), valid)) + 1e-8
-        data = {
-            "obs": obs,
-            "action": batch["action"],
-            "old_log_prob": gaussian_log_prob(mean, log_std, batch["action"]),
-            "advantage": valid * centred / scale,
-            "return": advantage + value,
-            "valid": valid,
-        }
-        flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), data)
-        return jax.lax.stop_gradient(flat)
+def act(nets: PPONets, params: PPOParams, obs: jax.Array, key: jax.Array, deterministic: bool):
+    """``obs [..., state_dim + goal_dim] -> action [..., action_dim]`` in [-1, 1]."""
+    mean, log_std = nets.actor.apply(params.actor, normalise(params.obs_norm, obs))
+    return policy_action(mean, log_std, key, deterministic)
 
-    def update(state: PPOState, batch: dict, key: jax.Array) -> tuple[PPOState, dict]:
-        num_steps = batch["valid"].size
-        if num_steps % config.num_minibatches:
-            raise ConfigError(
-                f"ppo splits each rollout of --unroll-length × --num-envs = {num_steps} steps into "
-                f"--num-minibatches {config.num_minibatches}; choose sizes whose product is "
-                "divisible by it"
-            )
-        data = prepare(state.params, batch)
-        minibatch_size = num_steps // config.num_minibatches
 
-        def epoch(carry, epoch_key):
-            order = jax.random.permutation(epoch_key, num_steps)
-            minibatches = jax.tree.map(
-                lambda x: x[order].reshape((config.num_minibatches, minibatch_size) + x.shape[1:]),
-                data,
-            )
-            return jax.lax.scan(minibatch_step, carry, minibatches)
-
-        nets = (state.params.actor, state.params.value)
-        (nets, opt), metrics = jax.lax.scan(
-            epoch, (nets, state.opt), jax.random.split(key, config.num_epochs)
-        )
-        norm = state.params.obs_norm
-        if config.normalize_observations:
-            # Used from the next rollout on: changing it now would move the behaviour policy.
-            obs = jnp.concatenate([batch["state_obs"], batch["goal"]], axis=-1)
-            norm = update_normaliser(
-                norm, obs.reshape(-1, obs.shape[-1]), batch["valid"].reshape(-1)
-            )
-        params = PPOParams(actor=nets[0], value=nets[1], obs_norm=norm)
-        return PPOState(params=params, opt=opt), jax.tree.map(jnp.mean, metrics)
-
-    def act(params: PPOParams, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
-        """``obs [..., state_dim + goal_dim] -> action [..., action_dim]`` in [-1, 1]."""
-        mean, log_std = actor.apply(params.actor, normalise(params.obs_norm, obs))
-        return policy_action(mean, log_std, key, deterministic)
-
+def make(config: PPOConfig, *, state_dim: int, goal_dim: int, action_dim: int) -> Agent:
+    """Build PPO for the given sizes (on-policy: no replay sampler)."""
+    config.validate()
+    nets = build_nets(config, action_dim)
     return Agent(
-        init=init,
-        update=update,
-        act=act,
+        init=functools.partial(init, nets, state_dim + goal_dim),
+        update=functools.partial(update, nets),
+        act=functools.partial(act, nets),
         metric_names=METRICS,
-        data="rollout",
         fields=FIELDS,
         grad_steps_per_update=config.num_epochs * config.num_minibatches,
     )

@@ -11,25 +11,28 @@ Batches come from ``goalax.relabel.her_batch`` (see ``goalax.agents.critics``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
+from goalax.agents import entropy_actor
 from goalax.agents.base import Agent, check_positive
 from goalax.agents.critics import (
     HER_FIELDS,
     OffPolicyConfig,
+    TwinQ,
     critic_step,
+    her_sample,
     make_twin_q,
     policy_obs,
     polyak,
     td_target,
 )
-from goalax.networks import TanhGaussianActor, policy_action, sample_tanh_gaussian
 
 
 @dataclass(frozen=True)
@@ -58,114 +61,110 @@ class SACState:
     params: SACParams
     target_critic: Any
     critic_opt: Any
-    actor_opt: Any
-    alpha_opt: Any
+    actor_opt: entropy_actor.ActorOpt
 
 
 METRICS = ("critic_loss", "actor_loss", "q_mean", "alpha", "entropy", "relabelled_fraction")
 
 
-def make(
-    config: SACConfig, *, state_dim: int, goal_dim: int, action_dim: int, env: Any = None
-) -> Agent:
-    """Build SAC for the given sizes."""
-    config.validate()
-    twin_q = make_twin_q(config)
-    actor = TanhGaussianActor(
-        action_dim=action_dim,
+class SACNets(NamedTuple):
+    """What ``make`` builds once: the twin critic, the actor, the critic's optimiser."""
+
+    config: SACConfig
+    twin_q: TwinQ
+    actor: entropy_actor.EntropyActor
+    critic_tx: optax.GradientTransformation
+
+
+def build_nets(config: SACConfig, action_dim: int) -> SACNets:
+    actor = entropy_actor.make(
+        action_dim,
         width=config.actor_width,
         depth=config.actor_depth,
         layer_norm=config.actor_layer_norm,
-        residual=config.residual,
+        residual=config.actor_residual,
+        actor_lr=config.actor_lr,
+        alpha_lr=config.alpha_lr,
+        target_entropy_scale=config.target_entropy_scale,
     )
-    critic_tx = optax.adam(config.critic_lr)
-    actor_tx = optax.adam(config.actor_lr)
-    alpha_tx = optax.adam(config.alpha_lr)
-    target_entropy = -config.target_entropy_scale * action_dim
+    return SACNets(config, make_twin_q(config), actor, optax.adam(config.critic_lr))
 
-    def init(key: jax.Array) -> SACState:
-        actor_key, critic_key = jax.random.split(key)
-        state_obs, goal = jnp.zeros((1, state_dim)), jnp.zeros((1, goal_dim))
-        critic = twin_q.init(critic_key, state_obs, goal, jnp.zeros((1, action_dim)))
-        params = SACParams(
-            actor=actor.init(actor_key, policy_obs(state_obs, goal)),
-            critic=critic,
-            log_alpha=jnp.zeros(()),
-        )
-        return SACState(
-            params=params,
-            target_critic=critic,
-            critic_opt=critic_tx.init(critic),
-            actor_opt=actor_tx.init(params.actor),
-            alpha_opt=alpha_tx.init(params.log_alpha),
-        )
 
-    def sample_action(actor_params, state_obs, goal, key):
-        mean, log_std = actor.apply(actor_params, policy_obs(state_obs, goal))
-        return sample_tanh_gaussian(mean, log_std, key)
+def init(nets: SACNets, sizes: tuple[int, int, int], key: jax.Array) -> SACState:
+    """Fresh parameters for ``sizes = (state_dim, goal_dim, action_dim)``."""
+    state_dim, goal_dim, action_dim = sizes
+    actor_key, critic_key = jax.random.split(key)
+    state_obs, goal = jnp.zeros((1, state_dim)), jnp.zeros((1, goal_dim))
+    critic = nets.twin_q.init(critic_key, state_obs, goal, jnp.zeros((1, action_dim)))
+    actor_params, log_alpha, actor_opt = entropy_actor.init(
+        nets.actor, actor_key, state_dim + goal_dim
+    )
+    return SACState(
+        params=SACParams(actor=actor_params, critic=critic, log_alpha=log_alpha),
+        target_critic=critic,
+        critic_opt=nets.critic_tx.init(critic),
+        actor_opt=actor_opt,
+    )
 
-    def soft_target(state: SACState, batch: dict, key: jax.Array) -> jax.Array:
-        p = state.params
-        next_action, next_log_prob = sample_action(
-            p.actor, batch["next_state_obs"], batch["goal"], key
-        )
-        next_q = twin_q.apply(
-            state.target_critic, batch["next_state_obs"], batch["goal"], next_action
-        )
-        next_value = jnp.min(next_q, axis=0) - jnp.exp(p.log_alpha) * next_log_prob
-        return td_target(batch["reward"], batch["terminated"], next_value, config.discount)
 
-    def actor_loss(actor_params, critic, log_alpha, batch, key):
-        action, log_prob = sample_action(actor_params, batch["state_obs"], batch["goal"], key)
-        q = jnp.min(twin_q.apply(critic, batch["state_obs"], batch["goal"], action), axis=0)
-        return jnp.mean(jnp.exp(log_alpha) * log_prob - q), log_prob
+def soft_target(nets: SACNets, state: SACState, batch: dict, key: jax.Array) -> jax.Array:
+    """``r + γ (1 - terminated) [min_k Q_target,k(s', g, a') - α log π(a' | s', g)]``."""
+    p = state.params
+    next_obs = policy_obs(batch["next_state_obs"], batch["goal"])
+    next_action, next_log_prob = entropy_actor.sample(nets.actor, p.actor, next_obs, key)
+    next_q = nets.twin_q.apply(
+        state.target_critic, batch["next_state_obs"], batch["goal"], next_action
+    )
+    next_value = jnp.min(next_q, axis=0) - jnp.exp(p.log_alpha) * next_log_prob
+    return td_target(batch["reward"], batch["terminated"], next_value, nets.config.discount)
 
-    def update(state: SACState, batch: dict, key: jax.Array) -> tuple[SACState, dict]:
-        target_key, actor_key = jax.random.split(key)
-        p = state.params
-        target = soft_target(state, batch, target_key)
-        critic, critic_opt, c_loss, q_mean = critic_step(
-            twin_q, critic_tx, p.critic, state.critic_opt, batch, target
-        )
 
-        (a_loss, log_prob), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            p.actor, jax.lax.stop_gradient(critic), p.log_alpha, batch, actor_key
-        )
-        a_updates, actor_opt = actor_tx.update(a_grads, state.actor_opt, p.actor)
-        actor_params = optax.apply_updates(p.actor, a_updates)
+def update(nets: SACNets, state: SACState, batch: dict, key: jax.Array) -> tuple[SACState, dict]:
+    """Critic step towards the soft target, then actor and α against the updated critic."""
+    target_key, actor_key = jax.random.split(key)
+    p = state.params
+    target = soft_target(nets, state, batch, target_key)
+    critic, critic_opt, c_loss, q_mean = critic_step(
+        nets.twin_q, nets.critic_tx, p.critic, state.critic_opt, batch, target
+    )
 
-        entropy_gap = jax.lax.stop_gradient(-log_prob - target_entropy)
-        alpha_grad = jax.grad(lambda la: jnp.mean(la * entropy_gap))(p.log_alpha)
-        al_updates, alpha_opt = alpha_tx.update(alpha_grad, state.alpha_opt, p.log_alpha)
-        log_alpha = optax.apply_updates(p.log_alpha, al_updates)
+    def score(action):
+        q = nets.twin_q.apply(critic, batch["state_obs"], batch["goal"], action)
+        return jnp.min(q, axis=0)
 
-        new_state = SACState(
-            params=SACParams(actor=actor_params, critic=critic, log_alpha=log_alpha),
-            target_critic=polyak(state.target_critic, critic, config.tau),
-            critic_opt=critic_opt,
-            actor_opt=actor_opt,
-            alpha_opt=alpha_opt,
-        )
-        metrics = {
-            "critic_loss": c_loss,
-            "actor_loss": a_loss,
-            "q_mean": q_mean,
-            "alpha": jnp.exp(log_alpha),
-            "entropy": -jnp.mean(log_prob),
-            "relabelled_fraction": jnp.mean(batch["relabelled"]),
-        }
-        return new_state, metrics
+    obs = policy_obs(batch["state_obs"], batch["goal"])
+    actor_params, log_alpha, actor_opt, actor_metrics = entropy_actor.actor_step(
+        nets.actor, p.actor, p.log_alpha, state.actor_opt, obs, score, actor_key
+    )
+    new_state = SACState(
+        params=SACParams(actor=actor_params, critic=critic, log_alpha=log_alpha),
+        target_critic=polyak(state.target_critic, critic, nets.config.tau),
+        critic_opt=critic_opt,
+        actor_opt=actor_opt,
+    )
+    metrics = {
+        "critic_loss": c_loss,
+        "q_mean": q_mean,
+        "relabelled_fraction": jnp.mean(batch["relabelled"]),
+        **actor_metrics,
+    }
+    return new_state, metrics
 
-    def act(params: SACParams, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
-        """``obs [..., state_dim + goal_dim] -> action [..., action_dim]`` in [-1, 1]."""
-        mean, log_std = actor.apply(params.actor, obs)
-        return policy_action(mean, log_std, key, deterministic)
 
+def act(nets: SACNets, params: SACParams, obs: jax.Array, key: jax.Array, deterministic: bool):
+    """``obs [..., state_dim + goal_dim] -> action [..., action_dim]`` in [-1, 1]."""
+    return entropy_actor.act(nets.actor, params.actor, obs, key, deterministic)
+
+
+def make(config: SACConfig, *, state_dim: int, goal_dim: int, action_dim: int) -> Agent:
+    """Build SAC for the given sizes."""
+    config.validate()
+    nets = build_nets(config, action_dim)
     return Agent(
-        init=init,
-        update=update,
-        act=act,
+        init=functools.partial(init, nets, (state_dim, goal_dim, action_dim)),
+        update=functools.partial(update, nets),
+        act=functools.partial(act, nets),
         metric_names=METRICS,
-        data="her",
         fields=HER_FIELDS,
+        sample=functools.partial(her_sample, config),
     )

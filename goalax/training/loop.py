@@ -8,6 +8,7 @@ counters are shared scalars. Because the budget of an iteration is a traced valu
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -15,9 +16,16 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from goalax import agents, envs, relabel
+from goalax import agents, envs
 from goalax import buffer as replay
-from goalax.config import ConfigError, Schedule, TrainConfig, make_schedule, steps_to_evaluation
+from goalax.config import (
+    ConfigError,
+    RunConfig,
+    Schedule,
+    TrainConfig,
+    make_schedule,
+    steps_to_evaluation,
+)
 from goalax.evaluate import evaluate_episodes
 from goalax.training import rollout, sharding
 
@@ -75,148 +83,176 @@ def make_agent(config: TrainConfig, env: envs.GoalEnv) -> agents.Agent:
             state_dim=env.state_dim,
             goal_dim=env.goal_dim,
             action_dim=env.action_size,
-            env=env,
         )
     except ValueError as err:
         raise ConfigError(str(err)) from err
+
+
+class Parts(NamedTuple):
+    """The static pieces every traced function of a run closes over."""
+
+    run: RunConfig
+    env: envs.GoalEnv
+    agent: agents.Agent
+    schedule: Schedule
+    #: What the agent's replay sampler needs; ``None`` for on-policy agents.
+    sample_context: agents.SampleContext | None
 
 
 def build(config: TrainConfig) -> Program:
     """Validate the config against the task and build the run's pure functions."""
     env = make_env(config)
     agent = make_agent(config, env)
-    schedule = make_schedule(config.run, env.episode_length, uses_replay=agent.data != "rollout")
+    uses_replay = agent.sample is not None
+    schedule = make_schedule(config.run, env.episode_length, uses_replay=uses_replay)
     run = config.run
-    on_policy = agent.data == "rollout"
-
-    def policy(params, deterministic):
-        return lambda obs, key: agent.act(params, obs, key, deterministic)
-
-    def init_seed(key: jax.Array) -> SeedState:
-        agent_key, env_key, train_key, eval_key = jax.random.split(key, 4)
-        carry = rollout.reset(env, env_key, run.num_envs)
-        _, example, _ = rollout.collect(
-            env,
-            lambda obs, _: jnp.zeros(obs.shape[:-1] + (env.action_size,)),
-            carry,
-            env_key,
-            unroll_length=1,
-            episode_length=schedule.episode_length,
-            budget=jnp.int32(0),
-            fields=agent.fields,
-        )
-        rows = 1 if on_policy else schedule.buffer_rows  # on-policy agents keep no replay
-        return SeedState(
-            agent=agent.init(agent_key),
-            buffer=replay.init(jax.tree.map(lambda x: x[0], example), rows),
-            env=carry,
-            key=train_key,
-            eval_key=eval_key,
-            metric_sums={name: jnp.zeros(()) for name in agent.metric_names},
-        )
-
-    def init(seed_keys: jax.Array) -> TrainState:
-        zero = jnp.zeros((), jnp.int32)
-        return TrainState(over_seeds(init_seed, run.num_seeds)(seed_keys), zero, zero, zero)
-
-    def num_updates(budget: jax.Array, env_steps: jax.Array) -> jax.Array:
-        """Update calls for an iteration of ``budget`` env steps starting at ``env_steps``.
-
-        Iterations that start inside the prefill collect with the initial policy and update
-        nothing, so the first update comes after ``prefill_steps`` per env rounded up to whole
-        iterations (1,054 with the default unroll of 62, as the reference's prefill).
-        """
-        if on_policy:
-            return (budget > 0).astype(jnp.int32)
-        full = schedule.updates_per_iteration
-        updates = (budget * full) // schedule.steps_per_iteration
-        return jnp.where(env_steps < schedule.prefill_env_steps, 0, updates)
-
-    def sample_batch(buf: replay.BufferState, key: jax.Array) -> dict:
-        common = dict(
-            max_episode_length=schedule.episode_length,
-            gamma=config.agent.discount,
-            strategy=config.agent.goal_strategy,
-        )
-        if agent.data == "contrastive":
-            return relabel.contrastive_batch(buf, key, run.batch_size, **common)
-        return relabel.her_batch(
-            buf,
-            key,
-            run.batch_size,
-            relabel_fraction=config.agent.relabel_fraction if config.agent.her else 0.0,
-            goal_reward=env.goal_reward,
-            **common,
-        )
-
-    def seed_iteration(seed: SeedState, budget: jax.Array, updates: jax.Array) -> SeedState:
-        key, collect_key, update_key = jax.random.split(seed.key, 3)
-        carry, transitions, episode_ids = rollout.collect(
-            env,
-            policy(seed.agent.params, deterministic=False),
-            seed.env,
-            collect_key,
-            unroll_length=run.unroll_length,
-            episode_length=schedule.episode_length,
-            budget=budget,
-            fields=agent.fields,
-        )
-        if on_policy:
-            steps = jnp.arange(run.unroll_length)[:, None] * run.num_envs
-            valid = (steps + jnp.arange(run.num_envs)[None, :] < budget).astype(jnp.float32)
-            batch = {**transitions, "valid": valid}
-            agent_state, metrics = agent.update(seed.agent, batch, update_key)
-            sums = {k: seed.metric_sums[k] + metrics[k] * (budget > 0) for k in seed.metric_sums}
-            return seed.replace(agent=agent_state, env=carry, key=key, metric_sums=sums)
-        buf = replay.insert(seed.buffer, transitions, episode_ids, num_rows=budget // run.num_envs)
-
-        def one_update(i, val):
-            agent_state, sums = val
-            sample_key, step_key = jax.random.split(jax.random.fold_in(update_key, i))
-            batch = sample_batch(buf, sample_key)
-            agent_state, metrics = agent.update(agent_state, batch, step_key)
-            sums = {k: sums[k] + metrics[k] for k in sums}
-            return agent_state, sums
-
-        agent_state, sums = jax.lax.fori_loop(
-            0, updates, one_update, (seed.agent, seed.metric_sums)
-        )
-        return seed.replace(agent=agent_state, buffer=buf, env=carry, key=key, metric_sums=sums)
-
-    def chunk(state: TrainState, target: jax.Array) -> TrainState:
-        """Run iterations until ``env_steps >= target``. An iteration is cut short at the next
-        evaluation point (``config.steps_to_evaluation``) and at the end of the budget."""
-
-        def body(s: TrainState) -> TrainState:
-            to_eval = steps_to_evaluation(s.env_steps, schedule.eval_every, run.num_envs)
-            budget = jnp.minimum(schedule.steps_per_iteration, run.total_env_steps - s.env_steps)
-            budget = jnp.minimum(budget, to_eval)
-            updates = num_updates(budget, s.env_steps)
-            seeds = over_seeds(seed_iteration, run.num_seeds)(s.seeds, budget, updates)
-            return TrainState(
-                seeds=seeds,
-                env_steps=s.env_steps + budget,
-                grad_steps=s.grad_steps + updates * agent.grad_steps_per_update,
-                metric_count=s.metric_count + updates,
-            )
-
-        return jax.lax.while_loop(lambda s: s.env_steps < target, body, state)
-
-    def evaluate(state: TrainState) -> dict:
-        def one(seed: SeedState) -> dict:
-            key = jax.random.fold_in(seed.eval_key, state.env_steps)
-            return evaluate_episodes(
-                env,
-                policy(seed.agent.params, deterministic=True),
-                key,
-                num_envs=run.num_eval_envs,
-                episode_length=schedule.episode_length,
-            )
-
-        return over_seeds(one, run.num_seeds)(state.seeds)
-
+    context = (
+        agents.SampleContext(run.batch_size, schedule.episode_length, env.goal_reward)
+        if uses_replay
+        else None
+    )
+    parts = Parts(run, env, agent, schedule, context)
     mesh = sharding.make_mesh(run.num_devices, run.num_envs)
-    return Program(config, env, schedule, agent, init, chunk, evaluate, mesh)
+    return Program(
+        config,
+        env,
+        schedule,
+        agent,
+        init=functools.partial(init_train_state, parts),
+        chunk=functools.partial(chunk, parts),
+        evaluate=functools.partial(evaluate, parts),
+        mesh=mesh,
+    )
+
+
+def policy(agent: agents.Agent, params: Any, deterministic: bool) -> rollout.Policy:
+    """The agent's ``act`` as a rollout policy ``(obs, key) -> action``."""
+    return lambda obs, key: agent.act(params, obs, key, deterministic)
+
+
+def init_seed(parts: Parts, key: jax.Array) -> SeedState:
+    """One seed's agent, empty replay (one row for on-policy agents), envs and keys."""
+    env, run, agent = parts.env, parts.run, parts.agent
+    agent_key, env_key, train_key, eval_key = jax.random.split(key, 4)
+    carry = rollout.reset(env, env_key, run.num_envs)
+    _, example, _ = rollout.collect(
+        env,
+        lambda obs, _: jnp.zeros(obs.shape[:-1] + (env.action_size,)),
+        carry,
+        env_key,
+        unroll_length=1,
+        episode_length=parts.schedule.episode_length,
+        budget=jnp.int32(0),
+        fields=agent.fields,
+    )
+    rows = parts.schedule.buffer_rows if parts.sample_context else 1
+    return SeedState(
+        agent=agent.init(agent_key),
+        buffer=replay.init(jax.tree.map(lambda x: x[0], example), rows),
+        env=carry,
+        key=train_key,
+        eval_key=eval_key,
+        metric_sums={name: jnp.zeros(()) for name in agent.metric_names},
+    )
+
+
+def init_train_state(parts: Parts, seed_keys: jax.Array) -> TrainState:
+    zero = jnp.zeros((), jnp.int32)
+    seeds = over_seeds(functools.partial(init_seed, parts), parts.run.num_seeds)(seed_keys)
+    return TrainState(seeds, zero, zero, zero)
+
+
+def num_updates(parts: Parts, budget: jax.Array, env_steps: jax.Array) -> jax.Array:
+    """Update calls for an iteration of ``budget`` env steps starting at ``env_steps``.
+
+    Iterations that start inside the prefill collect with the initial policy and update nothing,
+    so the first update comes after ``prefill_steps`` per env rounded up to whole iterations
+    (1,054 with the default unroll of 62, as the reference's prefill). On-policy agents take one
+    update per non-empty rollout.
+    """
+    if parts.sample_context is None:
+        return (budget > 0).astype(jnp.int32)
+    schedule = parts.schedule
+    updates = (budget * schedule.updates_per_iteration) // schedule.steps_per_iteration
+    return jnp.where(env_steps < schedule.prefill_env_steps, 0, updates)
+
+
+def replay_updates(parts: Parts, seed: SeedState, buf, updates, key) -> tuple[Any, dict]:
+    """``updates`` agent updates, each on a fresh batch the agent samples from ``buf``."""
+
+    def one_update(i, val):
+        agent_state, sums = val
+        sample_key, step_key = jax.random.split(jax.random.fold_in(key, i))
+        batch = parts.agent.sample(buf, sample_key, parts.sample_context)
+        agent_state, metrics = parts.agent.update(agent_state, batch, step_key)
+        return agent_state, {k: sums[k] + metrics[k] for k in sums}
+
+    return jax.lax.fori_loop(0, updates, one_update, (seed.agent, seed.metric_sums))
+
+
+def seed_iteration(
+    parts: Parts, seed: SeedState, budget: jax.Array, updates: jax.Array
+) -> SeedState:
+    """Collect ``budget`` env steps, then learn: from replay, or from the rollout itself."""
+    run = parts.run
+    key, collect_key, update_key = jax.random.split(seed.key, 3)
+    carry, transitions, episode_ids = rollout.collect(
+        parts.env,
+        policy(parts.agent, seed.agent.params, deterministic=False),
+        seed.env,
+        collect_key,
+        unroll_length=run.unroll_length,
+        episode_length=parts.schedule.episode_length,
+        budget=budget,
+        fields=parts.agent.fields,
+    )
+    if parts.sample_context is None:
+        steps = jnp.arange(run.unroll_length)[:, None] * run.num_envs
+        valid = (steps + jnp.arange(run.num_envs)[None, :] < budget).astype(jnp.float32)
+        batch = {**transitions, "valid": valid}
+        agent_state, metrics = parts.agent.update(seed.agent, batch, update_key)
+        sums = {k: seed.metric_sums[k] + metrics[k] * (budget > 0) for k in seed.metric_sums}
+        return seed.replace(agent=agent_state, env=carry, key=key, metric_sums=sums)
+    buf = replay.insert(seed.buffer, transitions, episode_ids, num_rows=budget // run.num_envs)
+    agent_state, sums = replay_updates(parts, seed, buf, updates, update_key)
+    return seed.replace(agent=agent_state, buffer=buf, env=carry, key=key, metric_sums=sums)
+
+
+def chunk(parts: Parts, state: TrainState, target: jax.Array) -> TrainState:
+    """Run iterations until ``env_steps >= target``. An iteration is cut short at the next
+    evaluation point (``config.steps_to_evaluation``) and at the end of the budget."""
+    run, schedule = parts.run, parts.schedule
+    iteration = over_seeds(functools.partial(seed_iteration, parts), run.num_seeds)
+
+    def body(s: TrainState) -> TrainState:
+        to_eval = steps_to_evaluation(s.env_steps, schedule.eval_every, run.num_envs)
+        budget = jnp.minimum(schedule.steps_per_iteration, run.total_env_steps - s.env_steps)
+        budget = jnp.minimum(budget, to_eval)
+        updates = num_updates(parts, budget, s.env_steps)
+        return TrainState(
+            seeds=iteration(s.seeds, budget, updates),
+            env_steps=s.env_steps + budget,
+            grad_steps=s.grad_steps + updates * parts.agent.grad_steps_per_update,
+            metric_count=s.metric_count + updates,
+        )
+
+    return jax.lax.while_loop(lambda s: s.env_steps < target, body, state)
+
+
+def evaluate(parts: Parts, state: TrainState) -> dict:
+    """Evaluation metrics of every seed's deterministic policy, leaves ``[num_seeds]``."""
+
+    def one(seed: SeedState) -> dict:
+        key = jax.random.fold_in(seed.eval_key, state.env_steps)
+        return evaluate_episodes(
+            parts.env,
+            policy(parts.agent, seed.agent.params, deterministic=True),
+            key,
+            num_envs=parts.run.num_eval_envs,
+            episode_length=parts.schedule.episode_length,
+        )
+
+    return over_seeds(one, parts.run.num_seeds)(state.seeds)
 
 
 def buffer_bytes(state_like: Any) -> int:

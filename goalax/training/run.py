@@ -280,7 +280,7 @@ def _next_target(program: Program, env_steps: int) -> int:
 
 def describe_replay(program: Program, state: TrainState) -> str | None:
     """One line on the replay buffer and the prefill, printed at the start of a run."""
-    if program.agent.data == "rollout":
+    if program.agent.sample is None:  # on-policy: no replay
         return None
     run, schedule = program.config.run, program.schedule
     rows = schedule.buffer_rows
