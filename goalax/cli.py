@@ -35,15 +35,12 @@ def _closest(name: str, options: tuple[str, ...] | list[str]) -> str:
 
 
 def _quiet_dependency_noise() -> None:
-    """mujoco.mjx prints "Failed to import warp" on stdout (it would corrupt ``--json``
-    output) and brax warns on every model load that it is unmaintained: silence both."""
-    import contextlib
-    import io
-    import warnings
+    """Import mujoco.mjx before anything else does, without its "Failed to import warp" lines on
+    stdout (they would corrupt ``--json`` output): goalax.envs imports ``notices`` first, which
+    drops exactly those lines. brax's model-load warning is filtered where goalax loads models."""
+    from goalax.envs import notices
 
-    warnings.filterwarnings("ignore", message=".*not actively being maintained.*")
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(ImportError):
-        import mujoco.mjx  # noqa: F401
+    notices.import_mjx()
 
 
 def _setup_process() -> None:

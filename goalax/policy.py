@@ -31,17 +31,26 @@ class LoadedRun:
 
 
 def load(run_dir: str) -> LoadedRun:
-    """Load the latest checkpoint of ``run_dir``."""
-    from goalax.training.loop import build
-    from goalax.training.run import load_config, restore_state
+    """Load the agent params of the newest intact checkpoint of ``run_dir``.
+
+    Only the params and the step counter are read: the rest of the training state (the replay
+    buffer above all, often GBs) is marked ``checkpoint.SKIP`` and never leaves the disk.
+    """
+    from goalax.training import checkpoint
+    from goalax.training.loop import build, seed_keys
+    from goalax.training.run import load_config
 
     config = load_config(run_dir)
     program = build(config)
-    state = restore_state(program, run_dir)
+    like = jax.eval_shape(program.init, seed_keys(config))
+    skip = checkpoint.skip_all(like)
+    agent = skip.seeds.agent.replace(params=like.seeds.agent.params)
+    wanted = skip.replace(seeds=skip.seeds.replace(agent=agent), env_steps=like.env_steps)
+    _, state = checkpoint.restore_run(run_dir, wanted)
     return LoadedRun(
         config=config,
         env=program.env,
-        params=state.seeds.agent.params,
+        params=jax.device_put(state.seeds.agent.params),
         env_steps=int(state.env_steps),
         _act=program.agent.act,
     )

@@ -1,11 +1,18 @@
-"""Metric sinks: jsonl/csv rows, crash-torn files, and W&B only on request."""
+"""Metric sinks: jsonl/csv rows, crash-torn files, TensorBoard after a resume, and W&B only on
+request."""
 
+import glob
 import importlib.util
 import json
+import os
+import struct
 import sys
 import types
+from pathlib import Path
 
 import pytest
+from tensorboardX import SummaryWriter
+from tensorboardX.proto.event_pb2 import Event
 
 from goalax.cli import main
 from goalax.training.logging import MetricsLogger, open_wandb, read_jsonl
@@ -81,3 +88,57 @@ def test_wandb_flag_without_the_package_is_a_clear_error(tmp_path, capsys, monke
     assert code == 2
     assert "pip install 'goalax[wandb]'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def tensorboard_events(run_dir):
+    """Every event of every TensorBoard file of a run directory, checking each record's framing
+    (8-byte length, 4-byte CRC, data, 4-byte CRC): a torn or badly rewritten file fails here."""
+    events = []
+    for path in sorted(glob.glob(os.path.join(run_dir, "tb", "*", "*tfevents*"))):
+        with open(path, "rb") as f:
+            data = f.read()
+        start = 0
+        while start < len(data):
+            (length,) = struct.unpack("<Q", data[start : start + 8])
+            payload = data[start + 12 : start + 12 + length]
+            assert len(payload) == length and start + 16 + length <= len(data), f"torn: {path}"
+            events.append(Event.FromString(payload))
+            start += 16 + length
+    return events
+
+
+def scalars(run_dir):
+    """(tag, step) of every scalar logged in the run directory's event files."""
+    return [(v.tag, e.step) for e in tensorboard_events(run_dir) for v in e.summary.value]
+
+
+def test_resume_drops_tensorboard_events_after_its_checkpoint(tmp_path):
+    # what a crashed run leaves: events up to step 20, the last record torn by the kill
+    for seed, steps in (("seed0", (0, 10, 20)), ("seed1", (0, 10))):
+        writer = SummaryWriter(str(tmp_path / "tb" / seed))
+        for step in steps:
+            writer.add_scalar("eval/success", step / 20, step)
+        writer.close()
+    (seed0,) = glob.glob(str(tmp_path / "tb" / "seed0" / "*tfevents*"))
+    with open(seed0, "ab") as f:
+        f.write(struct.pack("<Q", 40) + b"torn")
+    (seed1,) = glob.glob(str(tmp_path / "tb" / "seed1" / "*tfevents*"))
+    untouched = Path(seed1).read_bytes()
+    # the run resumes from its checkpoint at step 10 and logs step 20 again
+    logger = MetricsLogger(str(tmp_path), COLUMNS, 2, tensorboard=True, resume_step=10)
+    logger.write([{"env_steps": 20, "seed": s, "eval/success": 1.0} for s in (0, 1)])
+    logger.close()
+    pairs = scalars(str(tmp_path))
+    assert sorted(pairs) == [("eval/success", s) for s in (0, 0, 10, 10, 20, 20)]
+    assert Path(seed1).read_bytes() == untouched  # nothing to drop: the file is left alone
+    # the new writers tell a TensorBoard that already read the old events to drop them
+    purges = [e.step for e in tensorboard_events(str(tmp_path)) if e.HasField("session_log")]
+    assert purges == [11, 11]
+
+
+def test_a_fresh_run_has_no_purge_event(tmp_path):
+    logger = MetricsLogger(str(tmp_path), COLUMNS, 1, tensorboard=True)
+    logger.write([{"env_steps": 0, "seed": 0, "eval/success": 0.0}])
+    logger.close()
+    assert not [e for e in tensorboard_events(str(tmp_path)) if e.HasField("session_log")]
+    assert scalars(str(tmp_path)) == [("eval/success", 0)]

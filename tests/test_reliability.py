@@ -1,18 +1,28 @@
-"""Interruptions, crashes and divergence: the run directory always stays resumable."""
+"""Interruptions, crashes, damaged checkpoints and divergence: the run directory always stays
+resumable and readable."""
 
+import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import jax
+import numpy as np
 import pytest
+from test_logging import scalars
 from test_training import small_config
 
 import goalax
 from goalax.agents.crl import CRLConfig
-from goalax.training.run import TrainingDiverged
+from goalax.cli import main
+from goalax.config import ConfigError
+from goalax.training import checkpoint
+from goalax.training.loop import build
+from goalax.training.run import TrainingDiverged, load_config, restore_state
 
 TRAIN = [
     sys.executable, "-m", "goalax.cli", "train", "crl", "--env", "point",
@@ -99,3 +109,128 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path):
     config = type(config)(run=config.run, agent=broken)
     with pytest.raises(TrainingDiverged, match="became non-finite .* by env step"):
         goalax.train(config)
+
+
+# --- damaged checkpoints, TensorBoard after a crash, what goalax.load reads ----------------------
+
+
+@pytest.fixture(scope="module")
+def two_checkpoints(tmp_path_factory):
+    """A finished run with checkpoints at env steps 400 and 800 (rows and events at 0, 400, 800)."""
+    run_dir = tmp_path_factory.mktemp("two") / "run"
+    result = goalax.train(small_config(run_dir, total_env_steps=800, eval_every=400))
+    assert checkpoints(str(run_dir)) == [400, 800]
+    return result
+
+
+@pytest.fixture
+def copy_of(two_checkpoints, tmp_path):
+    """A fresh copy of the two-checkpoint run for a test to damage."""
+    path = str(tmp_path / "run")
+    shutil.copytree(two_checkpoints.run_dir, path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def same_compile_cache(monkeypatch):
+    """The CLI points JAX at the user's cache; keep the tests' cache instead."""
+    monkeypatch.setenv("GOALAX_JAX_CACHE", jax.config.jax_compilation_cache_dir)
+
+
+def damage(run_dir, step):
+    """Truncate every array data file of one checkpoint to half its size (a torn copy)."""
+    folder = os.path.join(run_dir, "checkpoints", str(step))
+    files = glob.glob(os.path.join(folder, "**", "d", "*"), recursive=True)
+    assert files
+    for path in files:
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) // 2)
+
+
+def one_warning_line(capfd, newer, used):
+    """stderr is exactly one goalax warning naming the skipped and the used checkpoint."""
+    err = capfd.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"goalax: warning: checkpoint {newer} in "), err
+    assert f"cannot be read (ValueError); using checkpoint {used}" in err
+    return err
+
+
+def test_resume_skips_a_damaged_latest_checkpoint(copy_of, capfd):
+    damage(copy_of, 800)
+    capfd.readouterr()
+    resumed = goalax.train(
+        small_config("unused", total_env_steps=1200, eval_every=400, resume=copy_of)
+    )
+    err = one_warning_line(capfd, newer=800, used=400)
+    assert "(kept as 800.unreadable)" in err
+    # the rows of 800 written before were dropped; 800 and 1200 come from the resumed run
+    assert [r["env_steps"] for r in resumed.metrics] == [800, 1200]
+    assert [r["env_steps"] for r in rows(copy_of)] == [0, 400, 800, 1200]
+    assert checkpoints(copy_of) == [400, 800, 1200]
+    assert os.path.isdir(os.path.join(copy_of, "checkpoints", "800.unreadable"))
+
+
+def test_load_and_eval_skip_a_damaged_latest_checkpoint(copy_of, capfd):
+    damage(copy_of, 800)
+    capfd.readouterr()
+    assert goalax.load(copy_of).env_steps == 400
+    one_warning_line(capfd, newer=800, used=400)
+    assert main(["eval", copy_of, "--episodes", "2", "--json"]) == 0
+    out, err = capfd.readouterr()
+    assert json.loads(out)["env_steps"] == 400
+    assert len(err.splitlines()) == 1 and "using checkpoint 400" in err, err
+    assert checkpoints(copy_of) == [400, 800]  # reading never moves anything
+
+
+def test_no_intact_checkpoint_is_one_clear_error(copy_of, capfd):
+    damage(copy_of, 400)
+    damage(copy_of, 800)
+    with pytest.raises(ConfigError, match="checkpoints in .* cannot be read \\(ValueError\\)"):
+        goalax.load(copy_of)
+    capfd.readouterr()
+    assert main(["eval", copy_of]) == 2
+    err = capfd.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("goalax: error: the checkpoints"), err
+
+
+def test_tensorboard_holds_each_step_once_after_a_crash(copy_of):
+    # a crash after the step-800 row and events were written but before its checkpoint
+    shutil.rmtree(os.path.join(copy_of, "checkpoints", "800"))
+    before = scalars(copy_of)
+    assert max(step for _, step in before) == 800
+    goalax.train(small_config("unused", total_env_steps=1200, eval_every=400, resume=copy_of))
+    pairs = scalars(copy_of)
+    assert len(pairs) == len(set(pairs)), "a (tag, step) is logged twice"
+    assert sorted({step for _, step in pairs}) == [0, 400, 800, 1200]
+    assert {tag for tag, _ in pairs} == {tag for tag, _ in before}
+
+
+def test_load_reads_the_params_and_never_the_buffer(two_checkpoints, copy_of, monkeypatch):
+    loaded = goalax.load(two_checkpoints.run_dir)
+    assert loaded.env_steps == 800
+    jax.tree.map(np.testing.assert_array_equal, loaded.params, two_checkpoints.params)
+    # A config whose buffer has another shape than the saved one: a full restore of the state
+    # fails on the buffer's shape; loading the policy never looks at the buffer.
+    config_path = os.path.join(copy_of, "config.json")
+    with open(config_path) as f:
+        config = json.load(f)
+    config["run"]["buffer_size"] *= 2
+    with open(config_path, "w") as f:
+        json.dump(config, f)
+    restored = []
+    original = checkpoint.restore_latest_intact
+
+    def spy(mngr, like):
+        result = original(mngr, like)
+        restored.append(result[1])
+        return result
+
+    monkeypatch.setattr(checkpoint, "restore_latest_intact", spy)
+    again = goalax.load(copy_of)
+    jax.tree.map(np.testing.assert_array_equal, again.params, two_checkpoints.params)
+    (state,) = restored
+    assert all(leaf is checkpoint.SKIP for leaf in jax.tree.leaves(state.seeds.buffer))
+    assert all(leaf is checkpoint.SKIP for leaf in jax.tree.leaves(state.seeds.env))
+    with pytest.raises(ConfigError, match="cannot be read"):  # what a full restore would do
+        restore_state(build(load_config(copy_of)), copy_of)

@@ -18,8 +18,8 @@ import brax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from brax.io import mjcf
 
+from goalax.envs import notices
 from goalax.envs.base import GoalPipelineEnv, State, brax_asset, mjx_fast_solver
 
 #: Leg angles of the ant's rest pose (from ``ant.xml``'s ``init_qpos``).
@@ -72,7 +72,7 @@ def _lower_legs_touch_floor(xml: str) -> str:
 
 def ant_system(xml: str, backend: str) -> tuple[brax.System, int]:
     """``(system, n_frames)`` for ``backend`` (env dt 0.05 s on every backend)."""
-    sys = mjcf.loads(xml)
+    sys = notices.load_mjcf(xml)
     if backend in ("spring", "positional"):
         sys = sys.tree_replace({"opt.timestep": 0.005})
         n_frames = 10

@@ -37,8 +37,8 @@ import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
-from brax.io import mjcf
 
+from goalax.envs import notices
 from goalax.envs.base import GoalPipelineEnv, State
 from goalax.errors import ConfigError
 
@@ -111,7 +111,7 @@ class Arm(GoalPipelineEnv):
         variant: str = "reach",
     ):
         backend = backend or self.backends[0]
-        sys = mjcf.load_model(physics_model())
+        sys = notices.load_model(physics_model())
         super().__init__(sys=sys, backend=backend, n_frames=4)
         self.variant = variant
         self.state_dim = 28

@@ -20,9 +20,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from brax.io import mjcf
 
-from goalax.envs import maze_layouts
+from goalax.envs import maze_layouts, notices
 from goalax.envs.base import GoalPipelineEnv, State, brax_asset, mjx_fast_solver
 
 TORSO_Z0 = 1.4
@@ -57,7 +56,7 @@ class Humanoid(GoalPipelineEnv):
         if layout is not None:
             walls = maze_layouts.wall_geoms_mjcf(layout, MAZE_CELL_SIZE, MAZE_WALL_HALF_HEIGHT)
             xml = xml.replace("</worldbody>", walls + "\n</worldbody>")
-        sys = mjcf.loads(xml)
+        sys = notices.load_mjcf(xml)
         n_frames = 5
         if backend in ("spring", "positional"):
             sys = sys.tree_replace({"opt.timestep": 0.0015})

@@ -20,9 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import PipelineEnv
-from brax.io import mjcf
 
-from goalax.envs import maze_layouts
+from goalax.envs import maze_layouts, notices
 from goalax.envs.base import GoalEnv, State
 
 CELL_SIZE = 2.0
@@ -89,7 +88,7 @@ class PointMaze(GoalEnv, PipelineEnv):
         start_noise: float = 0.25,
     ):
         backend = backend or "spring"
-        sys = mjcf.loads(maze_mjcf(layout))
+        sys = notices.load_mjcf(maze_mjcf(layout))
         super().__init__(sys=sys, backend=backend, n_frames=N_FRAMES)
         self.layout = layout
         self.cell_size = CELL_SIZE

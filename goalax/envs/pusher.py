@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from brax import math
-from brax.io import mjcf
 
+from goalax.envs import notices
 from goalax.envs.base import GoalPipelineEnv, State, brax_asset, goal_metrics, mjx_fast_solver
 
 PUCK_HOME = (0.45, -0.05, -0.275)
@@ -69,7 +69,7 @@ class Pusher(GoalPipelineEnv):
         backend = backend or self.backends[0]
         self.variant = variant
         self.n_pucks = {"easy": 1, "hard": 1, "reacher": 0, "two": 2}[variant]
-        sys = mjcf.loads(pusher_mjcf(self.n_pucks))
+        sys = notices.load_mjcf(pusher_mjcf(self.n_pucks))
         if backend == "mjx":
             sys = mjx_fast_solver(sys)
         super().__init__(sys=sys, backend=backend, n_frames=5)

@@ -24,6 +24,7 @@ from brax import math
 from brax.envs.base import PipelineEnv
 from brax.io import mjcf
 
+from goalax.envs import notices
 from goalax.envs.base import GoalEnv, State
 
 GOAL_RADIUS = 0.2
@@ -52,7 +53,7 @@ _PHYSICS = {
 
 def _load_system(physics: _Physics) -> brax.System:
     path = os.path.join(os.path.dirname(brax.__file__), "envs", "assets", "reacher.xml")
-    sys = mjcf.load(path)
+    sys = notices.load_model(mjcf.load_mjmodel(path))
     # The arm moves in the horizontal plane, so gravity only makes the spring constraints sag.
     sys = sys.tree_replace(
         {

@@ -1,7 +1,8 @@
 """Metric sinks of a run directory: metrics.jsonl, metrics.csv and TensorBoard event files.
 
 Each evaluation produces one row per seed. Rows are flushed as they are written so a crashed run
-keeps everything up to its last evaluation.
+keeps everything up to its last evaluation; a resumed run first removes what was logged after
+the checkpoint it continues from, so no step is logged twice.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import csv
 import json
 import math
 import os
-from collections.abc import Sequence
+import struct
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 
@@ -34,9 +36,13 @@ class MetricsLogger:
         tensorboard: bool,
         enabled: bool = True,
         wandb_run: Any = None,
+        resume_step: int | None = None,
     ):
         """``enabled=False`` makes a logger that writes nothing (non-primary processes);
-        ``wandb_run`` (from ``open_wandb``) also receives every row."""
+        ``wandb_run`` (from ``open_wandb``) also receives every row. ``resume_step`` is the env
+        step of the checkpoint a resumed run continues from: TensorBoard events after it, written
+        before the run was interrupted, are removed from the event files, and the new writers
+        carry ``purge_step`` so a TensorBoard that already loaded them drops them too."""
         self.columns = list(columns)
         self.enabled = enabled
         self._wandb = wandb_run
@@ -57,9 +63,17 @@ class MetricsLogger:
         if tensorboard:
             from tensorboardX import SummaryWriter
 
+            purge_step, suffix = None, ""
+            if resume_step is not None:
+                drop_events_after(os.path.join(run_dir, "tb"), resume_step)
+                purge_step = resume_step + 1  # TensorBoard hides events at or after purge_step
+                # event files are named by the second they were opened: a suffix keeps a resume
+                # within the same second from overwriting the file it continues
+                suffix = f".resume{resume_step}"
             for seed_index in range(num_seeds):
                 log_dir = os.path.join(run_dir, "tb", f"seed{seed_index}")
-                self._tb.append(SummaryWriter(log_dir=log_dir))
+                writer = SummaryWriter(log_dir, purge_step=purge_step, filename_suffix=suffix)
+                self._tb.append(writer)
 
     def write(self, rows: Sequence[dict[str, Any]]) -> None:
         """Append one row per seed (``rows[i]`` is seed index i)."""
@@ -90,6 +104,49 @@ class MetricsLogger:
             self._wandb.finish()
         for writer in self._tb:
             writer.close()
+
+
+def event_records(path: str) -> Iterator[tuple[bytes, bytes]]:
+    """``(record, payload)`` of each complete record of a TensorBoard event file.
+
+    The file is a TFRecord stream: ``uint64 length``, ``uint32`` CRC of the length, ``length``
+    bytes of a serialised ``Event``, ``uint32`` CRC of the data. A record torn by a crash (the
+    file ends inside it) ends the stream.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    start = 0
+    while start + 12 <= len(data):
+        (length,) = struct.unpack("<Q", data[start : start + 8])
+        end = start + 12 + length + 4
+        if end > len(data):
+            return
+        yield data[start:end], data[start + 12 : start + 12 + length]
+        start = end
+
+
+def drop_events_after(tb_dir: str, step: int) -> None:
+    """Rewrite every event file under ``tb_dir`` without its events of steps after ``step`` (and
+    without a record torn by a crash). Files with nothing to drop are left as they are; each
+    rewrite goes through a temporary file, so an interruption leaves the old or the new file."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    for folder, _, names in os.walk(tb_dir):
+        for name in names:
+            if "tfevents" not in name:
+                continue
+            path = os.path.join(folder, name)
+            kept = [
+                r for r, payload in event_records(path) if Event.FromString(payload).step <= step
+            ]
+            if sum(map(len, kept)) == os.path.getsize(path):
+                continue
+            temporary = os.path.join(folder, ".rewrite")  # no "tfevents": TensorBoard ignores it
+            with open(temporary, "wb") as f:
+                f.write(b"".join(kept))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, path)
 
 
 def _wandb_payload(rows: Sequence[dict[str, Any]]) -> dict[str, float]:

@@ -21,6 +21,7 @@ from goalax.config import (
     ConfigError,
     TrainConfig,
     from_dict,
+    resolve_defaults,
     resume_conflicts,
     steps_to_evaluation,
     to_dict,
@@ -156,6 +157,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     With ``config.run.resume`` set, continue that run from its latest checkpoint instead.
     """
+    config = resolve_defaults(config)
     distributed.initialize(config.run)
     if config.run.wandb:
         try:
@@ -209,23 +211,10 @@ def load_config(run_dir: str) -> TrainConfig:
 
 
 def restore_state(program: Program, run_dir: str) -> TrainState:
-    """Latest checkpoint of ``run_dir`` in the structure of ``program``'s state."""
+    """Newest intact checkpoint of ``run_dir`` in the structure of ``program``'s state, to resume
+    from: newer unreadable checkpoints are set aside (the resumed run saves those steps again)."""
     like = jax.eval_shape(program.init, seed_keys(program.config))
-    try:
-        mngr = checkpoint.manager(run_dir, create=False)
-    except FileNotFoundError as err:
-        raise ConfigError(f"{run_dir} has no checkpoint to restore") from err
-    try:
-        _, state = checkpoint.restore(mngr, like)
-    except FileNotFoundError as err:
-        raise ConfigError(f"{run_dir} has no checkpoint to restore") from err
-    except Exception as err:  # orbax raises many types for damaged files
-        raise ConfigError(
-            f"the checkpoint in {run_dir} cannot be read ({type(err).__name__}); resume from "
-            "an intact copy or start a new run"
-        ) from err
-    finally:
-        mngr.close()
+    _, state = checkpoint.restore_run(run_dir, like, set_aside=True)
     return place(program, state)
 
 
@@ -245,7 +234,7 @@ def _truncate_metrics(run_dir: str, env_steps: int, names: tuple[str, ...]) -> N
 
 
 def resume(config: TrainConfig) -> TrainResult:
-    """Continue ``config.run.resume`` exactly where its latest checkpoint stopped."""
+    """Continue ``config.run.resume`` exactly where its newest intact checkpoint stopped."""
     run_dir = config.run.resume
     saved = load_config(run_dir)
     conflicts = resume_conflicts(saved, config)
@@ -292,8 +281,8 @@ def describe_replay(program: Program, state: TrainState) -> str | None:
         iterations = -(-schedule.prefill_env_steps // schedule.steps_per_iteration)
         text += (
             f"; prefill {iterations * schedule.steps_per_iteration:,} env steps (--prefill-steps "
-            f"{run.prefill_steps:,} per env rounded up to {iterations} whole iterations) with the "
-            "initial policy before the first update"
+            f"{schedule.prefill_env_steps // run.num_envs:,} per env rounded up to {iterations} "
+            "whole iterations) with the initial policy before the first update"
         )
     return text
 
@@ -313,6 +302,7 @@ def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResul
         tensorboard=True,
         enabled=primary,
         wandb_run=wandb_run,
+        resume_step=int(state.env_steps) if config.run.resume else None,
     )
     ckpt = checkpoint.manager(run_dir)
     all_rows: list[dict] = []
