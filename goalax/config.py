@@ -14,7 +14,14 @@ from typing import Any
 from goalax.agents.crl import CRLConfig
 from goalax.errors import ConfigError
 
-__all__ = ["ConfigError", "RunConfig", "Schedule", "TrainConfig", "make_schedule"]
+__all__ = [
+    "ConfigError",
+    "RunConfig",
+    "Schedule",
+    "TrainConfig",
+    "make_schedule",
+    "resolve_defaults",
+]
 
 MAX_ENV_STEPS = 2**31 - 1  # device step counters are int32
 #: Default replay steps kept per env (the reference's ``max_replay_size``).
@@ -51,8 +58,9 @@ class RunConfig:
     """Gradient steps per environment step (paper: about 1 per 16)."""
     buffer_size: int | None = None
     """Replay capacity in transitions (split evenly over envs); default 10,000 per env."""
-    prefill_steps: int = 1000
-    """Env steps per env collected with the initial policy before the first update (in budget)."""
+    prefill_steps: int | None = None
+    """Env steps per env collected with the initial policy before the first update (in budget);
+    default: the agent's reference value (CRL 1,000; SAC, TD3 0)."""
     eval_every: int | None = None
     """Evaluate every this many env steps; default: a tenth of the budget."""
     num_eval_envs: int = 128
@@ -112,7 +120,7 @@ def validate(run: RunConfig) -> None:
             _fail(f"{flag} must be a positive integer, got {value}")
     if run.episode_length is not None and run.episode_length < 1:
         _fail(f"--episode-length must be a positive integer, got {run.episode_length}")
-    if run.prefill_steps < 0:
+    if run.prefill_steps is not None and run.prefill_steps < 0:
         _fail(f"--prefill-steps must be >= 0, got {run.prefill_steps}")
     if run.eval_every is not None and run.eval_every < 1:
         _fail(f"--eval-every must be a positive number of env steps, got {run.eval_every}")
@@ -140,7 +148,7 @@ def make_schedule(run: RunConfig, env_episode_length: int, uses_replay: bool = T
     buffer_rows = capacity // run.num_envs
     if uses_replay:
         _check_replay(run, capacity, buffer_rows, episode_length)
-    prefill = run.prefill_steps * run.num_envs if uses_replay else 0
+    prefill = (run.prefill_steps or 0) * run.num_envs if uses_replay else 0
     if prefill >= run.total_env_steps:
         _fail(
             f"--prefill-steps {run.prefill_steps} x --num-envs {run.num_envs} = {prefill} env "
@@ -204,6 +212,15 @@ class TrainConfig:
     agent: Any = dataclasses.field(default_factory=CRLConfig)
     """The agent's config dataclass (``goalax.agents.config_class(agent_name)``)."""
     agent_name: str = "crl"
+
+
+def resolve_defaults(config: TrainConfig) -> TrainConfig:
+    """``config`` with the defaults that depend on the agent filled in (``--prefill-steps``
+    from the agent config's ``PREFILL_STEPS``), so config.json records what the run used."""
+    if config.run.prefill_steps is not None:
+        return config
+    prefill = getattr(type(config.agent), "PREFILL_STEPS", 0)
+    return dataclasses.replace(config, run=dataclasses.replace(config.run, prefill_steps=prefill))
 
 
 #: RunConfig fields that may change when a run is resumed (they do not change what is learned).

@@ -7,15 +7,18 @@ MLP trunk with a Gaussian head squashed by ``tanh`` into the action box ``(-1, 1
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 Array = jax.Array
+Initializer = Callable[..., Array]
 
 __all__ = [
     "KERNEL_INIT",
+    "LECUN_UNIFORM",
     "LOG_STD_MAX",
     "LOG_STD_MIN",
     "MLP",
@@ -39,11 +42,16 @@ BLOCK_SIZE = 4
 # stream grows only like sqrt(number of blocks) and the skips carry gradients to the first layer
 # unattenuated: no extra branch scaling is needed (tests check depth 64).
 KERNEL_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+#: Variance 1 / fan_in (uniform): the init of brax's networks, which the reference's SAC, TD3 and
+#: PPO use; those agents pass it as ``kernel_init``.
+LECUN_UNIFORM = nn.initializers.lecun_uniform()
 
 
-def _dense_norm_swish(x: Array, width: int, index: int, layer_norm: bool) -> Array:
+def _dense_norm_swish(
+    x: Array, width: int, index: int, layer_norm: bool, kernel_init: Initializer
+) -> Array:
     """Dense(width) → [LayerNorm] → swish, with readable parameter names. Call inside compact."""
-    x = nn.Dense(width, kernel_init=KERNEL_INIT, name=f"dense_{index}")(x)
+    x = nn.Dense(width, kernel_init=kernel_init, name=f"dense_{index}")(x)
     if layer_norm:
         x = nn.LayerNorm(name=f"layer_norm_{index}")(x)
     return nn.swish(x)
@@ -53,12 +61,13 @@ class _ResidualBlock(nn.Module):
     """``h -> h + (Dense → LayerNorm → swish)^4 (h)`` on ``[..., width]``, as a scan body."""
 
     width: int
+    kernel_init: Initializer
 
     @nn.compact
     def __call__(self, stream: Array, _: None) -> tuple[Array, None]:
         branch = stream
         for index in range(BLOCK_SIZE):
-            branch = _dense_norm_swish(branch, self.width, index, layer_norm=True)
+            branch = _dense_norm_swish(branch, self.width, index, True, self.kernel_init)
         return stream + branch, None
 
 
@@ -75,6 +84,9 @@ class MLP(nn.Module):
     the residual block (it is what keeps deep stacks stable), so ``layer_norm`` only switches it
     in the plain network. The blocks are one ``nn.scan`` (parameters stacked on a leading
     ``[depth / 4]`` axis under ``blocks``), so compile time does not grow with depth.
+
+    Every Dense layer starts from ``kernel_init`` (default ``KERNEL_INIT``, the paper's) and
+    zero biases.
     """
 
     out_dim: int
@@ -82,6 +94,7 @@ class MLP(nn.Module):
     depth: int = 2
     layer_norm: bool = False
     residual: bool = False
+    kernel_init: Initializer = KERNEL_INIT
 
     def __post_init__(self) -> None:
         if self.residual and (self.depth <= 0 or self.depth % BLOCK_SIZE != 0):
@@ -99,18 +112,18 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x: Array) -> Array:
         if self.residual:
-            x = _dense_norm_swish(x, self.width, 0, layer_norm=True)
+            x = _dense_norm_swish(x, self.width, 0, True, self.kernel_init)
             blocks = nn.scan(
                 _ResidualBlock,
                 variable_axes={"params": 0},
                 split_rngs={"params": True},
                 length=self.depth // BLOCK_SIZE,
-            )(self.width, name="blocks")
+            )(self.width, self.kernel_init, name="blocks")
             x, _ = blocks(x, None)
         else:
             for index in range(self.depth):
-                x = _dense_norm_swish(x, self.width, index, layer_norm=self.layer_norm)
-        return nn.Dense(self.out_dim, kernel_init=KERNEL_INIT, name="output")(x)
+                x = _dense_norm_swish(x, self.width, index, self.layer_norm, self.kernel_init)
+        return nn.Dense(self.out_dim, kernel_init=self.kernel_init, name="output")(x)
 
 
 class TanhGaussianActor(nn.Module):
@@ -125,6 +138,7 @@ class TanhGaussianActor(nn.Module):
     depth: int = 2
     layer_norm: bool = False
     residual: bool = False
+    kernel_init: Initializer = KERNEL_INIT
 
     @nn.compact
     def __call__(self, obs: Array) -> tuple[Array, Array]:
@@ -134,6 +148,7 @@ class TanhGaussianActor(nn.Module):
             depth=self.depth,
             layer_norm=self.layer_norm,
             residual=self.residual,
+            kernel_init=self.kernel_init,
             name="trunk",
         )
         mean, raw_log_std = jnp.split(trunk(obs), 2, axis=-1)

@@ -487,7 +487,6 @@ LEARNING_RUN = RunConfig(
     eval_every=4_000,
     batch_size=128,
     buffer_size=100_000,
-    prefill_steps=50,
     utd_ratio=0.25,
     num_eval_envs=128,
     quiet=True,

@@ -12,13 +12,16 @@ from goalax.config import (
     TrainConfig,
     from_dict,
     make_schedule,
+    resolve_defaults,
     resume_conflicts,
     to_dict,
 )
 
 
 def test_schedule_paper_defaults():
-    s = make_schedule(RunConfig(), env_episode_length=1000)
+    run = resolve_defaults(TrainConfig()).run  # CRL: 1,000 prefill steps per env
+    assert run.prefill_steps == 1000
+    s = make_schedule(run, env_episode_length=1000)
     assert s.steps_per_iteration == 256 * 62
     # paper: ~1 gradient step per 16 env steps -> 992 updates per 15,872 env steps
     assert s.updates_per_iteration == 992
@@ -35,6 +38,15 @@ def test_default_buffer_holds_ten_thousand_steps_per_env_at_any_env_count():
         assert s.buffer_rows == 10_000
     explicit = make_schedule(RunConfig(num_envs=7, buffer_size=70_006), env_episode_length=1000)
     assert explicit.buffer_rows == 10_000  # --buffer-size stays total transitions
+
+
+def test_prefill_default_is_the_agents_reference_value():
+    from goalax.agents.sac import SACConfig
+
+    assert resolve_defaults(TrainConfig(agent=SACConfig(), agent_name="sac")).run.prefill_steps == 0
+    explicit = TrainConfig(run=RunConfig(prefill_steps=7))
+    assert resolve_defaults(explicit).run.prefill_steps == 7
+    assert make_schedule(RunConfig(), env_episode_length=50).prefill_env_steps == 0  # unresolved
 
 
 def test_on_policy_schedule_has_no_prefill():

@@ -27,50 +27,66 @@ def synthetic_batch(key, batch_size=32):
     return {"state_obs": state, "action": action, "goal": goal}
 
 
-def _two_updates(energy: str, loss: str) -> None:
-    """Two updates: finite metrics and parameters that move."""
+def _two_updates_each(pairs) -> None:
+    """Two updates of the agent for every ``(energy, loss)`` pair, all in ONE compiled program
+    (measured 74 s against 119 s for one program per pair, 13 pairs, loaded 2-core CPU): finite
+    metrics and parameters that move."""
     batch = synthetic_batch(jax.random.PRNGKey(0))
-    agent = crl.make(tiny(energy=energy, loss=loss), **SIZES)
-    init = agent.init(jax.random.PRNGKey(1))
-    update = jax.jit(agent.update)
-    state, _ = update(init, batch, jax.random.PRNGKey(2))
-    state, metrics = update(state, batch, jax.random.PRNGKey(3))
-    for name in crl.METRICS:
-        assert np.isfinite(float(metrics[name])), (energy, loss, name)
-    moved = jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), init.params, state.params)
-    assert max(float(m) for m in jax.tree.leaves(moved)) > 0.0, (energy, loss)
+    built = {pair: crl.make(tiny(energy=pair[0], loss=pair[1]), **SIZES) for pair in pairs}
+
+    @jax.jit
+    def program(key):
+        out = {}
+        for pair, agent in built.items():
+            init = agent.init(key)
+            state, _ = agent.update(init, batch, jax.random.PRNGKey(2))
+            state, metrics = agent.update(state, batch, jax.random.PRNGKey(3))
+            moved = jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), init.params, state.params)
+            out[pair] = (metrics, jnp.max(jnp.stack(jax.tree.leaves(moved))))
+        return out
+
+    for (energy, loss), (metrics, moved) in jax.device_get(program(jax.random.PRNGKey(1))).items():
+        for name in crl.metric_names(tiny(loss=loss)):
+            assert np.isfinite(float(metrics[name])), (energy, loss, name)
+        assert float(moved) > 0.0, (energy, loss)
 
 
 def test_every_energy_and_loss_gives_finite_critic_gradients():
-    """All 45 pairs on the critic objective (small programs, one compile each)."""
+    """All 45 pairs on the critic objective, in one compiled program."""
     phi_key, psi_key = jax.random.split(jax.random.PRNGKey(1))
     phi = jax.random.normal(phi_key, (32, 8))
     psi = jax.random.normal(psi_key, (32, 8))
-    for energy, loss in itertools.product(ENERGIES, LOSSES):
 
-        def objective(phi, psi, energy=energy, loss=loss):
-            logits = contrastive.pairwise_logits(energy, phi, psi)
-            value, _ = contrastive.contrastive_loss(loss, logits)
-            return value + 0.1 * contrastive.logsumexp_penalty(logits)
+    def objective(phi, psi, energy, loss):
+        logits = contrastive.pairwise_logits(energy, phi, psi)
+        value, _ = contrastive.contrastive_loss(loss, logits)
+        return value + 0.1 * contrastive.logsumexp_penalty(logits)
 
-        value, grads = jax.jit(jax.value_and_grad(objective, argnums=(0, 1)))(phi, psi)
+    @jax.jit
+    def all_pairs(phi, psi):
+        return {
+            (energy, loss): jax.value_and_grad(objective, argnums=(0, 1))(phi, psi, energy, loss)
+            for energy, loss in itertools.product(ENERGIES, LOSSES)
+        }
+
+    results = jax.device_get(all_pairs(phi, psi))
+    assert len(results) == len(ENERGIES) * len(LOSSES) == 45
+    for (energy, loss), (value, grads) in results.items():
         assert np.isfinite(float(value)), (energy, loss)
         assert all(np.all(np.isfinite(np.asarray(g))) for g in grads), (energy, loss)
-        assert float(jnp.abs(grads[0]).max()) > 0.0, (energy, loss)
+        assert float(np.abs(grads[0]).max()) > 0.0, (energy, loss)
 
 
 def test_each_loss_and_each_energy_trains_in_the_agent():
     """Full agent updates: every loss with l2, every energy with infonce_sym."""
-    for loss in LOSSES:
-        _two_updates("l2", loss)
-    for energy in ENERGIES:
-        _two_updates(energy, "infonce_sym")
+    pairs = [("l2", loss) for loss in LOSSES]
+    pairs += [(energy, "infonce_sym") for energy in ENERGIES if energy != "l2"]
+    _two_updates_each(pairs)
 
 
 @pytest.mark.slow
 def test_every_energy_and_loss_pair_trains_in_the_agent():
-    for energy, loss in itertools.product(ENERGIES, LOSSES):
-        _two_updates(energy, loss)
+    _two_updates_each(list(itertools.product(ENERGIES, LOSSES)))
 
 
 def test_critic_learns_to_classify_future_goals():

@@ -8,7 +8,7 @@ Both agents train on ``goalax.relabel.her_batch`` batches: ``state_obs, next_sta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -18,7 +18,7 @@ import optax
 from goalax import relabel
 from goalax.agents.base import SampleContext, check_network_sizes, check_positive
 from goalax.buffer import BufferState, GoalStrategy
-from goalax.networks import MLP
+from goalax.networks import LECUN_UNIFORM, MLP
 
 #: Transition fields SAC/TD3 keep in replay: HER needs the achieved goal of every next state;
 #: rewards are recomputed for the goal actually used, so they are not stored.
@@ -31,6 +31,9 @@ NUM_CRITICS = 2
 @dataclass(frozen=True)
 class OffPolicyConfig:
     """Hyperparameters SAC and TD3 share (each agent's config adds its own)."""
+
+    #: Default ``--prefill-steps`` per env: the reference's SAC/TD3 ``min_replay_size`` (0).
+    PREFILL_STEPS: ClassVar[int] = 0
 
     her: bool = False
     """Relabel goals with future achieved goals (HER 'future')."""
@@ -80,7 +83,8 @@ class TwinQ(nn.Module):
     """Two goal-conditioned critics ``Q_k(s, g, a)``: ``[B, S], [B, G], [B, A] -> [2, B]``.
 
     The two MLPs are one ``nn.vmap`` (parameters stacked on a leading ``[2]`` axis under ``q``),
-    so both heads run as one batched matmul per layer.
+    so both heads run as one batched matmul per layer. LeCun-uniform init, as the reference's
+    brax networks.
     """
 
     width: int = 256
@@ -104,6 +108,7 @@ class TwinQ(nn.Module):
             depth=self.depth,
             layer_norm=self.layer_norm,
             residual=self.residual,
+            kernel_init=LECUN_UNIFORM,
             name="q",
         )(jnp.concatenate([state_obs, goal, action], axis=-1))
         return q[..., 0]

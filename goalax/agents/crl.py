@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,6 +44,9 @@ Loss = Literal[
 @dataclass(frozen=True)
 class CRLConfig:
     """CRL hyperparameters (defaults follow the JaxGCRL paper)."""
+
+    #: Default ``--prefill-steps`` per env: the reference's ``min_replay_size``.
+    PREFILL_STEPS: ClassVar[int] = 1000
 
     energy: Energy = "l2"
     """Critic energy f(φ, ψ)."""

@@ -18,7 +18,13 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from goalax.networks import TanhGaussianActor, policy_action, sample_tanh_gaussian
+from goalax.networks import (
+    KERNEL_INIT,
+    Initializer,
+    TanhGaussianActor,
+    policy_action,
+    sample_tanh_gaussian,
+)
 
 __all__ = ["ActorOpt", "EntropyActor", "act", "actor_step", "init", "make", "sample"]
 
@@ -50,10 +56,16 @@ def make(
     actor_lr: float,
     alpha_lr: float,
     target_entropy_scale: float,
+    kernel_init: Initializer = KERNEL_INIT,
 ) -> EntropyActor:
     """An actor for ``action_dim`` actions with Adam on the policy and on ``log α``."""
     module = TanhGaussianActor(
-        action_dim=action_dim, width=width, depth=depth, layer_norm=layer_norm, residual=residual
+        action_dim=action_dim,
+        width=width,
+        depth=depth,
+        layer_norm=layer_norm,
+        residual=residual,
+        kernel_init=kernel_init,
     )
     return EntropyActor(
         module=module,

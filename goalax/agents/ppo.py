@@ -30,7 +30,7 @@ from flax import struct
 
 from goalax.agents.base import Agent, check_network_sizes, check_positive, flag
 from goalax.errors import ConfigError
-from goalax.networks import MLP, TanhGaussianActor, policy_action
+from goalax.networks import LECUN_UNIFORM, MLP, TanhGaussianActor, policy_action
 
 #: atanh of a stored action is taken after clipping into the open interval by this margin.
 ACTION_EPS = 1e-6
@@ -231,6 +231,7 @@ def build_nets(config: PPOConfig, action_dim: int) -> PPONets:
         depth=config.actor_depth,
         layer_norm=config.actor_layer_norm,
         residual=config.actor_residual,
+        kernel_init=LECUN_UNIFORM,
     )
     value_net = MLP(
         out_dim=1,
@@ -238,6 +239,7 @@ def build_nets(config: PPOConfig, action_dim: int) -> PPONets:
         depth=config.depth,
         layer_norm=config.layer_norm,
         residual=config.residual,
+        kernel_init=LECUN_UNIFORM,
     )
     tx = optax.chain(
         optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate)

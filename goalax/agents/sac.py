@@ -33,6 +33,7 @@ from goalax.agents.critics import (
     polyak,
     td_target,
 )
+from goalax.networks import LECUN_UNIFORM
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ def build_nets(config: SACConfig, action_dim: int) -> SACNets:
         actor_lr=config.actor_lr,
         alpha_lr=config.alpha_lr,
         target_entropy_scale=config.target_entropy_scale,
+        kernel_init=LECUN_UNIFORM,
     )
     return SACNets(config, make_twin_q(config), actor, optax.adam(config.critic_lr))
 

@@ -31,7 +31,7 @@ from goalax.agents.critics import (
     polyak,
     td_target,
 )
-from goalax.networks import MLP
+from goalax.networks import LECUN_UNIFORM, MLP
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,7 @@ def build_nets(config: TD3Config, action_dim: int) -> TD3Nets:
         depth=config.actor_depth,
         layer_norm=config.actor_layer_norm,
         residual=config.actor_residual,
+        kernel_init=LECUN_UNIFORM,
     )
     return TD3Nets(
         config,

@@ -137,6 +137,12 @@ class Arm(GoalPipelineEnv):
         )
 
     def reset(self, rng: jax.Array) -> State:
+        q, qd, goal = self.reset_inputs(rng)
+        return self.make_state(self.pipeline_init(q, qd), goal, {"goal": goal})
+
+    def reset_inputs(self, rng: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """``(q, qd, goal)`` of a fresh episode: everything a variant's reset draws. The physics
+        (``pipeline_init``) is the same for all six variants, so tests run it once for all."""
         key_q, key_cube, key_goal = jax.random.split(rng, 3)
         arm_q = jnp.asarray(HOME_ARM_Q, jnp.float32) + jax.random.uniform(
             key_q, (7,), jnp.float32, -0.05, 0.05
@@ -159,7 +165,7 @@ class Arm(GoalPipelineEnv):
             ]
         )
         qd = jnp.zeros(self.sys.qd_size(), jnp.float32)
-        return self.make_state(self.pipeline_init(q, qd), goal, {"goal": goal})
+        return q, qd, goal
 
     def sample_goal(self, key: jax.Array, cube: jax.Array) -> jax.Array:
         z = jnp.array([CUBE_HALF], jnp.float32)

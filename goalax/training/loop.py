@@ -24,6 +24,7 @@ from goalax.config import (
     Schedule,
     TrainConfig,
     make_schedule,
+    resolve_defaults,
     steps_to_evaluation,
 )
 from goalax.evaluate import evaluate_episodes
@@ -101,6 +102,7 @@ class Parts(NamedTuple):
 
 def build(config: TrainConfig) -> Program:
     """Validate the config against the task and build the run's pure functions."""
+    config = resolve_defaults(config)
     env = make_env(config)
     agent = make_agent(config, env)
     uses_replay = agent.sample is not None

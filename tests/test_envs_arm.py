@@ -1,0 +1,134 @@
+"""The GoalEnv contract (``tests/test_envs.py``) on the six Franka Panda arm tasks, from ONE
+compiled program.
+
+The six variants share the physics (the same MJCF, actuators and ``ctrl`` mapping) and differ only
+in what a reset draws (``Arm.reset_inputs``: cube start and goal) and in the goal part of the
+state. Compiling MJX's Panda kinematics costs about a minute per program on these CPUs, so the
+program here draws every variant's reset inputs, runs the shared ``pipeline_init`` and
+``pipeline_step`` once for the envs of all variants together, and builds each variant's states
+with its own ``make_state``: exactly what ``Arm.reset`` and ``Arm.step`` compose.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from test_envs import (
+    CONTRACT_TESTS,
+    N_ENVS,
+    SMOKE_COMPILER_OPTIONS,
+    random_actions,
+    reset_keys,
+)
+
+from goalax import envs
+
+VARIANTS = tuple(name for name in envs.names() if name.startswith("arm_"))
+
+
+def shared_program(arms):
+    """Compiled ``(keys [V, N_ENVS + N_RESETS], actions [T, V * N_ENVS, A])`` to per-variant
+    ``(first states, step outputs, chain goals)`` lists."""
+    physics = arms[0]
+
+    def states(data, goals):
+        """Each variant's ``State`` of its slice of the shared physics states."""
+        out = []
+        for i, arm in enumerate(arms):
+            part = jax.tree.map(lambda x, i=i: x[i * N_ENVS : (i + 1) * N_ENVS], data)
+            make = jax.vmap(lambda d, g, arm=arm: arm.make_state(d, g, {"goal": g}))
+            out.append(make(part, goals[i]))
+        return out
+
+    def program(keys, actions):
+        inputs = [jax.vmap(arm.reset_inputs)(keys[i]) for i, arm in enumerate(arms)]
+        q = jnp.concatenate([q[:N_ENVS] for q, _, _ in inputs])
+        qd = jnp.concatenate([qd[:N_ENVS] for _, qd, _ in inputs])
+        goals = [goal[:N_ENVS] for _, _, goal in inputs]
+        data = jax.vmap(physics.pipeline_init)(q, qd)
+
+        def step(data, action):
+            data = jax.vmap(physics.pipeline_step)(data, jax.vmap(physics.ctrl)(action))
+            outputs = [
+                {
+                    "obs": s.obs,
+                    "reward": s.reward,
+                    "done": s.done,
+                    "metrics": s.metrics,
+                    "goal": s.info["goal"],
+                    "lowest_z": jnp.full(s.reward.shape, jnp.inf),  # no floor to stand on
+                }
+                for s in states(data, goals)
+            ]
+            return data, outputs
+
+        _, outputs = jax.lax.scan(step, data, actions)
+        chains = [goal[N_ENVS:] for _, _, goal in inputs]
+        return states(data, goals), outputs, chains
+
+    keys = jnp.stack([reset_keys(0)] * len(arms))
+    actions = jnp.tile(random_actions(jax.random.PRNGKey(1), physics), (1, len(arms), 1))
+    return jax.jit(program).lower(keys, actions).compile(compiler_options=SMOKE_COMPILER_OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def arm_run():
+    arms = [envs.make(name) for name in VARIANTS]
+    program = shared_program(arms)
+
+    def run(keys, actions):
+        """Every variant gets the same reset keys and the same actions (tiled)."""
+        stacked = jnp.stack([keys] * len(arms))
+        return program(stacked, jnp.tile(actions, (1, len(arms), 1)))
+
+    return arms, run
+
+
+@pytest.fixture(scope="module", params=VARIANTS)
+def task(request, arm_run):
+    arms, run = arm_run
+    index = VARIANTS.index(request.param)
+
+    def rollout(keys, actions):
+        first, outputs, chains = run(keys, actions)
+        return first[index], outputs[index], chains[index]
+
+    first, outputs, chain_goals = rollout(
+        reset_keys(0), random_actions(jax.random.PRNGKey(1), arms[0])
+    )
+    return {
+        "name": request.param,
+        "env": arms[index],
+        "rollout": rollout,
+        "first": first,
+        "outputs": outputs,
+        "chain_goals": chain_goals,
+    }
+
+
+for _test in CONTRACT_TESTS:
+    globals()[_test.__name__] = _test
+
+
+def test_shared_program_is_what_reset_and_step_compose(arm_run):
+    """``Arm.reset``/``Arm.step`` of every variant give states of the same structure, shapes and
+    dtypes as the shared program's (traced only, nothing compiled), and the variants really do
+    share the physics the program runs once."""
+    arms, _ = arm_run
+    key = jax.random.PRNGKey(0)
+    for arm in arms:
+        reset = jax.eval_shape(arm.reset, key)
+        step = jax.eval_shape(arm.step, reset, jnp.zeros(arm.action_size))
+        q, qd, goal = jax.eval_shape(arm.reset_inputs, key)
+        data = jax.eval_shape(arms[0].pipeline_init, q, qd)
+        composed = jax.eval_shape(
+            lambda d, g, arm=arm: arm.make_state(d, g, {"goal": g}), data, goal
+        )
+        for got in (reset, step):
+            assert jax.tree.structure(got) == jax.tree.structure(composed)
+            assert jax.tree.map(lambda x: (x.shape, x.dtype), got) == jax.tree.map(
+                lambda x: (x.shape, x.dtype), composed
+            )
+        np.testing.assert_array_equal(arm.sys.mj_model.body_mass, arms[0].sys.mj_model.body_mass)
+        assert arm.sys.mj_model.nq == arms[0].sys.mj_model.nq
+    assert len(VARIANTS) == 6
