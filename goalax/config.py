@@ -21,6 +21,7 @@ __all__ = [
     "TrainConfig",
     "make_schedule",
     "resolve_defaults",
+    "resumable_flags",
 ]
 
 MAX_ENV_STEPS = 2**31 - 1  # device step counters are int32
@@ -239,6 +240,12 @@ RESUMABLE_FIELDS = frozenset(
         "process_id",
     }
 )
+
+
+def resumable_flags() -> str:
+    """The flags a resumed run may change, as users type them (for messages and docs)."""
+    names = sorted(RESUMABLE_FIELDS - {"run_dir", "resume"})
+    return ", ".join("--" + n.replace("_", "-") for n in names)
 
 
 def resume_conflicts(saved: TrainConfig, new: TrainConfig) -> list[str]:

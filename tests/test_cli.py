@@ -88,10 +88,6 @@ def test_bad_input_exits_2_with_one_line(argv, fragment, tmp_path, capsys, monke
     assert snapshot(tmp_path) == before  # nothing written (no runs/ folder, no new files)
 
 
-def test_at_least_twenty_kinds_of_bad_input_are_covered():
-    assert len(CASES) >= 20
-
-
 def test_unwritable_run_dir_is_refused_before_compiling(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

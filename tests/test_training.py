@@ -92,8 +92,9 @@ def test_replay_line_names_size_bytes_and_prefill(tmp_path):
     program = build(small_config(tmp_path / "unused", buffer_size=None))
     state = init_state(program)
     line = describe_replay(program, state)
-    # 10,000 rows x 8 envs of state_obs [4], action [2], next_goal [2] (float32) + episode ids.
-    assert buffer_bytes(state) == 10_000 * 8 * (4 + 2 + 2 + 1) * 4
+    # 10,000 rows x 8 envs of state_obs [4], action [2], next_goal [2] (float32) + episode ids,
+    # and the two int32 counters (insert position, size).
+    assert buffer_bytes(state) == 10_000 * 8 * (4 + 2 + 2 + 1) * 4 + 2 * 4
     assert "80,000 transitions (10,000 per env)" in line and "2.7 MiB" in line
     assert "prefill 240 env steps" in line and "3 whole iterations" in line
 

@@ -169,7 +169,10 @@ class GoalPipelineEnv(GoalEnv, PipelineEnv):
     """A brax ``PipelineEnv`` task: subclasses define ``state_obs`` and ``reset``.
 
     A task with a ``healthy_z_range`` terminates, as the reference's ant and humanoid tasks do,
-    when the torso (link 0) height leaves that open interval and ``termination`` is on. That is
+    when the torso height leaves that open interval and ``termination`` is on. The height is the
+    root free joint's ``q[2]`` after the step, the same number the observation shows; the
+    reference reads link 0's ``x.pos``, which brax's MJX pipeline computes before the step's
+    integration (one step late). That is
     more than parity: in brax's ant only the feet collide with the floor, and a fallen humanoid
     passes through it, so without termination the episode goes on in non-physical states.
     """
@@ -183,7 +186,7 @@ class GoalPipelineEnv(GoalEnv, PipelineEnv):
         if self.healthy_z_range is None or not self.termination:
             return super().terminated(pipeline_state)
         low, high = self.healthy_z_range
-        torso_z = pipeline_state.x.pos[0, 2]
+        torso_z = pipeline_state.q[2]
         return ((torso_z < low) | (torso_z > high)).astype(jnp.float32)
 
     def step(self, state: State, action: jax.Array) -> State:

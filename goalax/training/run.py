@@ -22,6 +22,7 @@ from goalax.config import (
     TrainConfig,
     from_dict,
     resolve_defaults,
+    resumable_flags,
     resume_conflicts,
     steps_to_evaluation,
     to_dict,
@@ -197,7 +198,8 @@ def check_traces(program: Program) -> None:
 
 
 def load_config(run_dir: str) -> TrainConfig:
-    """The resolved config stored in a run directory."""
+    """The config stored in a run directory, with agent-dependent defaults filled in (a
+    config.json written by hand or by an older goalax may leave them unset)."""
     path = os.path.join(run_dir, "config.json")
     if not os.path.isdir(run_dir):
         raise ConfigError(f"run directory {run_dir} does not exist")
@@ -205,9 +207,10 @@ def load_config(run_dir: str) -> TrainConfig:
         raise ConfigError(f"{run_dir} has no config.json; is it a goalax run directory?")
     try:
         with open(path) as f:
-            return from_dict(json.load(f))
+            data = json.load(f)
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path} is not valid JSON ({err.msg}); the run cannot be read") from err
+    return resolve_defaults(from_dict(data))
 
 
 def restore_state(program: Program, run_dir: str) -> TrainState:
@@ -241,7 +244,7 @@ def resume(config: TrainConfig) -> TrainResult:
     if conflicts:
         raise ConfigError(
             "cannot resume with a config that changes the run (" + "; ".join(conflicts) + "); "
-            "only --total-env-steps, --eval-every and --quiet may change"
+            f"only {resumable_flags()} may change"
         )
     program = build(config)
     state = restore_state(program, run_dir)
