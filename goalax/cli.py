@@ -183,9 +183,10 @@ def train_main(argv: list[str]) -> int:
 ENVS_HELP = """usage: goalax envs
 
 List every task: observation, goal and action sizes, success threshold, default episode length,
-default physics backend, and when an episode ends early by default ("terminates": the ant and
+default physics backend, when an episode ends early by default ("terminates": the ant and
 humanoid families end when the torso leaves the reference's healthy height range; train with
---no-termination to keep them running to the time limit). Takes no arguments."""
+--no-termination to keep them running to the time limit), and the default training budget
+("budget": env steps of a run without --total-env-steps). Takes no arguments."""
 
 
 def envs_main(argv: list[str]) -> int:
@@ -200,7 +201,17 @@ def envs_main(argv: list[str]) -> int:
     if argv:
         return _fail("'goalax envs' takes no arguments (see 'goalax envs --help')")
     table = Table(title="goalax tasks")
-    columns = ("name", "obs", "goal", "action", "threshold", "episode", "backend", "terminates")
+    columns = (
+        "name",
+        "obs",
+        "goal",
+        "action",
+        "threshold",
+        "episode",
+        "backend",
+        "terminates",
+        "budget",
+    )
     for column in columns:
         table.add_column(column)
     for name in envs.names():
@@ -214,6 +225,7 @@ def envs_main(argv: list[str]) -> int:
             str(s.episode_length),
             s.backend,
             s.termination,
+            f"{s.env_steps:,}",
         )
     Console(width=150).print(table)
     return 0

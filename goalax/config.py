@@ -41,8 +41,9 @@ class RunConfig:
     """Independent seeds trained together in one compiled program (vmapped)."""
     num_envs: int = 256
     """Parallel training environments."""
-    total_env_steps: int = 1_000_000
-    """Environment-step budget, honoured exactly (summed over envs, per seed)."""
+    total_env_steps: int | None = None
+    """Environment-step budget, honoured exactly (summed over envs, per seed); default: the
+    task's own (``goalax envs``, column ``budget``)."""
     episode_length: int | None = None
     """Time limit of an episode; default: the task's own."""
     backend: str | None = None
@@ -215,13 +216,34 @@ class TrainConfig:
     agent_name: str = "crl"
 
 
+#: A default prefill takes at most this fraction of the budget, so short runs still train.
+PREFILL_MAX_FRACTION = 1 / 8
+
+
 def resolve_defaults(config: TrainConfig) -> TrainConfig:
-    """``config`` with the defaults that depend on the agent filled in (``--prefill-steps``
-    from the agent config's ``PREFILL_STEPS``), so config.json records what the run used."""
-    if config.run.prefill_steps is not None:
-        return config
-    prefill = getattr(type(config.agent), "PREFILL_STEPS", 0)
-    return dataclasses.replace(config, run=dataclasses.replace(config.run, prefill_steps=prefill))
+    """``config`` with the defaults that depend on the task and the agent filled in, so
+    config.json records what the run used.
+
+    ``--total-env-steps``: the task's default budget. ``--prefill-steps``: the agent config's
+    ``PREFILL_STEPS`` per env (CRL: the reference's 1,000), but at most an eighth of the budget
+    per env: at the paper's 10M steps on 1024 envs that is the reference's 1,000, while a 200k-step
+    reacher run still spends most of its budget training.
+    """
+    run = config.run
+    if run.total_env_steps is None:
+        from goalax import envs
+
+        try:
+            run = dataclasses.replace(run, total_env_steps=envs.default_env_steps(run.env))
+        except envs.UnknownEnvError as err:
+            raise ConfigError(str(err)) from err
+    if run.prefill_steps is None:
+        per_env = getattr(type(config.agent), "PREFILL_STEPS", 0)
+        if run.total_env_steps > 0 and run.num_envs > 0:
+            cap = math.floor(PREFILL_MAX_FRACTION * run.total_env_steps / run.num_envs)
+            per_env = min(per_env, cap)
+        run = dataclasses.replace(run, prefill_steps=per_env)
+    return dataclasses.replace(config, run=run)
 
 
 #: RunConfig fields that may change when a run is resumed (they do not change what is learned).

@@ -7,6 +7,10 @@ state. Compiling MJX's Panda kinematics costs about a minute per program on thes
 program here draws every variant's reset inputs, runs the shared ``pipeline_init`` and
 ``pipeline_step`` once for the envs of all variants together, and builds each variant's states
 with its own ``make_state``: exactly what ``Arm.reset`` and ``Arm.step`` compose.
+
+Running it is slow too (about 0.25 s per step for the 48 envs of the six variants), so it runs
+``N_ARM_STEPS`` steps, three times in all: once for the contract tests of every variant, twice for
+the determinism test (the same keys again, other keys).
 """
 
 import jax
@@ -24,6 +28,12 @@ from test_envs import (
 from goalax import envs
 
 VARIANTS = tuple(name for name in envs.names() if name.startswith("arm_"))
+N_ARM_STEPS = 20
+
+
+def arm_actions(arm) -> jax.Array:
+    """``[N_ARM_STEPS, N_ENVS, A]``: the first steps of the contract's random actions."""
+    return random_actions(jax.random.PRNGKey(1), arm)[:N_ARM_STEPS]
 
 
 def shared_program(arms):
@@ -67,54 +77,58 @@ def shared_program(arms):
         return states(data, goals), outputs, chains
 
     keys = jnp.stack([reset_keys(0)] * len(arms))
-    actions = jnp.tile(random_actions(jax.random.PRNGKey(1), physics), (1, len(arms), 1))
+    actions = jnp.tile(arm_actions(physics), (1, len(arms), 1))
     return jax.jit(program).lower(keys, actions).compile(compiler_options=SMOKE_COMPILER_OPTIONS)
 
 
 @pytest.fixture(scope="module")
 def arm_run():
+    """The variants, ``run(seed)`` (every variant's rollout from ``reset_keys(seed)`` and the
+    same actions) and the outputs of ``run(0)``, which every variant's contract tests read."""
     arms = [envs.make(name) for name in VARIANTS]
     program = shared_program(arms)
+    actions = jnp.tile(arm_actions(arms[0]), (1, len(arms), 1))
 
-    def run(keys, actions):
-        """Every variant gets the same reset keys and the same actions (tiled)."""
-        stacked = jnp.stack([keys] * len(arms))
-        return program(stacked, jnp.tile(actions, (1, len(arms), 1)))
+    def run(seed: int):
+        return jax.block_until_ready(program(jnp.stack([reset_keys(seed)] * len(arms)), actions))
 
-    return arms, run
+    return arms, run, run(0)
 
 
 @pytest.fixture(scope="module", params=VARIANTS)
 def task(request, arm_run):
-    arms, run = arm_run
+    arms, _, (first, outputs, chains) = arm_run
     index = VARIANTS.index(request.param)
-
-    def rollout(keys, actions):
-        first, outputs, chains = run(keys, actions)
-        return first[index], outputs[index], chains[index]
-
-    first, outputs, chain_goals = rollout(
-        reset_keys(0), random_actions(jax.random.PRNGKey(1), arms[0])
-    )
     return {
         "name": request.param,
         "env": arms[index],
-        "rollout": rollout,
-        "first": first,
-        "outputs": outputs,
-        "chain_goals": chain_goals,
+        "first": first[index],
+        "outputs": outputs[index],
+        "chain_goals": chains[index],
     }
 
 
 for _test in CONTRACT_TESTS:
-    globals()[_test.__name__] = _test
+    if _test.__name__ != "test_reset_is_deterministic_given_key":  # one run for all, below
+        globals()[_test.__name__] = _test
+
+
+def test_reset_is_deterministic_given_key(arm_run):
+    """Every variant: the same keys give the same first states and reset chain, other keys other
+    goals (two more runs of the shared program in all)."""
+    _, run, (first, _, chains) = arm_run
+    (again, _, chains_again), (other, _, _) = run(0), run(7)
+    for i, name in enumerate(VARIANTS):
+        np.testing.assert_array_equal(again[i].obs, first[i].obs, err_msg=name)
+        np.testing.assert_array_equal(chains_again[i], chains[i], err_msg=name)
+        assert not np.array_equal(other[i].info["goal"], first[i].info["goal"]), name
 
 
 def test_shared_program_is_what_reset_and_step_compose(arm_run):
     """``Arm.reset``/``Arm.step`` of every variant give states of the same structure, shapes and
     dtypes as the shared program's (traced only, nothing compiled), and the variants really do
     share the physics the program runs once."""
-    arms, _ = arm_run
+    arms = arm_run[0]
     key = jax.random.PRNGKey(0)
     for arm in arms:
         reset = jax.eval_shape(arm.reset, key)

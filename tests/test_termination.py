@@ -47,8 +47,12 @@ def random_rollout(env, num_envs: int, num_steps: int, seed: int = 0):
 
 
 def torso_at(z: float) -> SimpleNamespace:
-    """The part of a physics state ``GoalPipelineEnv.terminated`` reads: link 0 at height z."""
-    return SimpleNamespace(x=SimpleNamespace(pos=jnp.array([[0.0, 0.0, z], [0.0, 0.0, 0.0]])))
+    """The part of a physics state ``GoalPipelineEnv.terminated`` reads: the root joint's
+    height ``q[2]`` at z (link 0's ``x.pos``, which MJX computes before the step, elsewhere)."""
+    return SimpleNamespace(
+        q=jnp.array([0.0, 0.0, z, 1.0, 0.0, 0.0, 0.0]),
+        x=SimpleNamespace(pos=jnp.array([[0.0, 0.0, 0.6], [0.0, 0.0, 0.0]])),
+    )
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,15 @@
 
 from goalax.envs import notices  # noqa: F401  (first: mujoco.mjx imported quietly)
 from goalax.envs.base import GoalEnv, State
-from goalax.envs.registry import EnvSpec, UnknownEnvError, make, names, spec
+from goalax.envs.registry import EnvSpec, UnknownEnvError, default_env_steps, make, names, spec
 
-__all__ = ["EnvSpec", "GoalEnv", "State", "UnknownEnvError", "make", "names", "spec"]
+__all__ = [
+    "EnvSpec",
+    "GoalEnv",
+    "State",
+    "UnknownEnvError",
+    "default_env_steps",
+    "make",
+    "names",
+    "spec",
+]

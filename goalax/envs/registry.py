@@ -24,7 +24,11 @@ from goalax.envs.point_maze import PointMaze
 from goalax.envs.pusher import Pusher
 from goalax.envs.reacher import Reacher
 
-__all__ = ["EnvSpec", "UnknownEnvError", "make", "names", "spec"]
+__all__ = ["EnvSpec", "UnknownEnvError", "default_env_steps", "make", "names", "spec"]
+
+#: Default training budget (env steps) of a task without its own: about 10-15 minutes of CRL on
+#: two CPU cores for the physics tasks; the paper's runs use 10M at 1024 envs (see docs/parity.md).
+DEFAULT_ENV_STEPS = 1_000_000
 
 
 class UnknownEnvError(ValueError):
@@ -40,6 +44,13 @@ class _Entry(NamedTuple):
     backends: tuple[str, ...]
     #: The task ends when its body is unhealthy (its constructor takes ``termination=``).
     terminates: bool = False
+    #: Default ``--total-env-steps``: where CRL's default run has learned the task, when measured.
+    env_steps: int = DEFAULT_ENV_STEPS
+
+
+#: Measured in docs/results.md ("Default budgets"): CRL's success has levelled off by then.
+POINT_ENV_STEPS = 100_000
+REACHER_ENV_STEPS = 500_000
 
 
 def _maze(layout: maze_layouts.Layout) -> Callable[..., GoalEnv]:
@@ -48,10 +59,16 @@ def _maze(layout: maze_layouts.Layout) -> Callable[..., GoalEnv]:
 
 _REGISTRY: dict[str, _Entry] = {
     "point": _Entry(
-        PointEnv, "pure-JAX 2D point mass to a point in [-1, 1]^2 (fast tests)", PointEnv.backends
+        PointEnv,
+        "pure-JAX 2D point mass to a point in [-1, 1]^2 (fast tests)",
+        PointEnv.backends,
+        env_steps=POINT_ENV_STEPS,
     ),
     "reacher": _Entry(
-        Reacher, "2-link planar arm: fingertip to a point in a disc of radius 0.2", Reacher.backends
+        Reacher,
+        "2-link planar arm: fingertip to a point in a disc of radius 0.2",
+        Reacher.backends,
+        env_steps=REACHER_ENV_STEPS,
     ),
     "simple_u_maze": _Entry(
         _maze(maze_layouts.U_MAZE), "point mass in a 5x5 U-maze (cell 2.0)", PointMaze.backends
@@ -159,6 +176,8 @@ class EnvSpec:
     backend: str
     #: When an episode ends early by default, e.g. ``"torso z outside (0.2, 1.0)"``, or ``"-"``.
     termination: str = "-"
+    #: Default training budget (``--total-env-steps``) in env steps.
+    env_steps: int = DEFAULT_ENV_STEPS
 
 
 def names() -> list[str]:
@@ -217,7 +236,13 @@ def spec(name: str) -> EnvSpec:
         episode_length=env.episode_length,
         backend=env.backend,
         termination=termination_rule(env),
+        env_steps=entry.env_steps,
     )
+
+
+def default_env_steps(name: str) -> int:
+    """Task ``name``'s default training budget, without building it."""
+    return _entry(name).env_steps
 
 
 def termination_rule(env: GoalEnv) -> str:
