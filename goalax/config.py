@@ -42,8 +42,7 @@ class RunConfig:
     num_envs: int = 256
     """Parallel training environments."""
     total_env_steps: int | None = None
-    """Environment-step budget, honoured exactly (summed over envs, per seed); default: the
-    task's own (``goalax envs``, column ``budget``)."""
+    """Environment-step budget, honoured exactly (summed over envs, per seed); default: the task's own (``goalax envs``, column ``budget``)."""  # noqa: E501
     episode_length: int | None = None
     """Time limit of an episode; default: the task's own."""
     backend: str | None = None
@@ -61,8 +60,7 @@ class RunConfig:
     buffer_size: int | None = None
     """Replay capacity in transitions (split evenly over envs); default 10,000 per env."""
     prefill_steps: int | None = None
-    """Env steps per env collected with the initial policy before the first update (in budget);
-    default: the agent's reference value (CRL 1,000; SAC, TD3 0)."""
+    """Env steps per env collected with the initial policy before the first update (in budget); default: the agent's reference value (CRL 1,000; SAC, TD3 0), at most an eighth of the budget."""  # noqa: E501
     eval_every: int | None = None
     """Evaluate every this many env steps; default: a tenth of the budget."""
     num_eval_envs: int = 128
@@ -141,8 +139,10 @@ def make_schedule(run: RunConfig, env_episode_length: int, uses_replay: bool = T
     """Derive iteration sizes; raises ConfigError when the sizes cannot fit together.
 
     On-policy agents (``uses_replay=False``) keep no buffer and collect no prefill, so those sizes
-    are not checked.
+    are not checked. ``run`` must be resolved (``resolve_defaults``): its budget is set.
     """
+    if run.total_env_steps is None:
+        raise ValueError("make_schedule needs a resolved RunConfig: use resolve_defaults first")
     validate(run)
     episode_length = run.episode_length or env_episode_length
     steps_per_iteration = run.num_envs * run.unroll_length

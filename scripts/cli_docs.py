@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 
 #: Commands documented, in page order, as argv after ``goalax``.
@@ -42,12 +43,29 @@ def help_text(argv: tuple[str, ...]) -> str:
 
     os.environ["COLUMNS"] = COLUMNS
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main([*argv, "--help"])
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            code = main([*argv, "--help"])
+        except SystemExit as exit_:  # tyro's --help exits
+            code = exit_.code or 0
     if code != 0:
         raise RuntimeError(f"goalax {' '.join(argv)} --help exited {code}")
-    lines = [line.rstrip() for line in out.getvalue().strip("\n").splitlines()]
-    return "\n".join(line for line in lines if line)
+    lines = [_unboxed(line) for line in out.getvalue().splitlines()]
+    return "\n".join(line for line in lines if line.strip())
+
+
+def _unboxed(line: str) -> str:
+    """A help line without tyro's box drawing (the page is plain text): group titles keep
+    their name, rules go, the side bars of a box go, indentation stays."""
+    line = line.rstrip()
+    title = re.fullmatch(r"[╭╰]─+ ?(.*?) ?─*[╮╯]", line)
+    if title:
+        return title.group(1)
+    if line.startswith("│"):
+        line = line[1:].rstrip().removesuffix("│").rstrip()
+    if set(line.strip()) <= set("─-"):
+        return ""
+    return line
 
 
 def page() -> str:
@@ -59,7 +77,8 @@ def page() -> str:
 
 
 if __name__ == "__main__":
+    text = page()
     path = os.path.join(os.path.dirname(__file__), "..", "docs", "cli.md")
     with open(path, "w") as f:
-        f.write(page())
+        f.write(text)
     sys.exit(0)

@@ -509,3 +509,23 @@ def test_her_reward_uses_the_task_success():
         goal_reward=env.goal_reward,
     )
     np.testing.assert_array_equal(batch["reward"], 1.0)
+
+
+@pytest.mark.parametrize("name", ["crl", "sac", "td3", "ppo"])
+def test_layer_norm_flags_reach_the_networks_they_name(name):
+    """The predecessor never passed its LayerNorm flag to the actor. Here each flag reaches
+    exactly its own network of a built agent (shapes only, nothing compiled)."""
+    config_class = agents.config_class(name)
+    for actor_ln in (True, False):
+        config = config_class(actor_layer_norm=actor_ln, layer_norm=not actor_ln)
+        agent = agents.make(name, config, **SIZES)
+        params = jax.eval_shape(agent.init, jax.random.PRNGKey(0)).params
+        fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+
+        def has_layer_norm(tree) -> bool:
+            paths = jax.tree_util.tree_flatten_with_path(tree)[0]
+            return any("layer_norm" in jax.tree_util.keystr(path) for path, _ in paths)
+
+        assert has_layer_norm(fields.pop("actor")) == actor_ln, (name, actor_ln)
+        critics = [tree for tree in fields.values() if jax.tree.leaves(tree)]
+        assert any(has_layer_norm(tree) for tree in critics) == (not actor_ln), (name, actor_ln)

@@ -19,16 +19,37 @@ from goalax.config import (
 
 
 def test_schedule_paper_defaults():
-    run = resolve_defaults(TrainConfig()).run  # CRL: 1,000 prefill steps per env
+    paper = RunConfig(env="ant", num_envs=1024, total_env_steps=10_000_000)
+    run = resolve_defaults(TrainConfig(run=paper)).run  # CRL: 1,000 prefill steps per env
     assert run.prefill_steps == 1000
     s = make_schedule(run, env_episode_length=1000)
-    assert s.steps_per_iteration == 256 * 62
-    # paper: ~1 gradient step per 16 env steps -> 992 updates per 15,872 env steps
-    assert s.updates_per_iteration == 992
+    assert s.steps_per_iteration == 1024 * 62
+    # paper: ~1 gradient step per 16 env steps -> 3968 updates per 63,488 env steps
+    assert s.updates_per_iteration == 3968
     assert s.buffer_rows == 10_000  # the reference's 10,000 steps per env
-    assert s.prefill_env_steps == 256 * 1000  # the reference's 1,000 prefill steps per env
+    assert s.prefill_env_steps == 1024 * 1000  # the reference's 1,000 prefill steps per env
     assert s.episode_length == 1000
-    assert s.eval_every == 100_000
+    assert s.eval_every == 1_000_000
+
+
+def test_budget_defaults_to_the_tasks_own():
+    from goalax import envs
+
+    assert resolve_defaults(TrainConfig()).run.total_env_steps == 600_000  # reacher
+    for name in ("point", "ant", "humanoid"):
+        run = resolve_defaults(TrainConfig(run=RunConfig(env=name))).run
+        assert run.total_env_steps == envs.spec(name).env_steps == envs.default_env_steps(name)
+    kept = resolve_defaults(TrainConfig(run=RunConfig(env="point", total_env_steps=1234)))
+    assert kept.run.total_env_steps == 1234
+    with pytest.raises(ConfigError, match="unknown env 'reachr'"):
+        resolve_defaults(TrainConfig(run=RunConfig(env="reachr")))
+
+
+def test_default_prefill_is_at_most_an_eighth_of_the_budget():
+    # reacher: 1,000 per env would be 43 % of its 600k on 256 envs; 292 = 600k / 8 / 256.
+    assert resolve_defaults(TrainConfig()).run.prefill_steps == 292
+    odd = RunConfig(env="point", num_envs=7, total_env_steps=10_001)
+    assert resolve_defaults(TrainConfig(run=odd)).run.prefill_steps == 178  # floor(10001/56)
 
 
 def test_default_buffer_holds_ten_thousand_steps_per_env_at_any_env_count():
@@ -36,7 +57,9 @@ def test_default_buffer_holds_ten_thousand_steps_per_env_at_any_env_count():
         run = RunConfig(num_envs=num_envs, total_env_steps=10_000_000)
         s = make_schedule(run, env_episode_length=1000)
         assert s.buffer_rows == 10_000
-    explicit = make_schedule(RunConfig(num_envs=7, buffer_size=70_006), env_episode_length=1000)
+    explicit = make_schedule(
+        RunConfig(num_envs=7, buffer_size=70_006, total_env_steps=10_000), env_episode_length=1000
+    )
     assert explicit.buffer_rows == 10_000  # --buffer-size stays total transitions
 
 
@@ -46,7 +69,8 @@ def test_prefill_default_is_the_agents_reference_value():
     assert resolve_defaults(TrainConfig(agent=SACConfig(), agent_name="sac")).run.prefill_steps == 0
     explicit = TrainConfig(run=RunConfig(prefill_steps=7))
     assert resolve_defaults(explicit).run.prefill_steps == 7
-    assert make_schedule(RunConfig(), env_episode_length=50).prefill_env_steps == 0  # unresolved
+    unresolved = RunConfig(total_env_steps=1000)
+    assert make_schedule(unresolved, env_episode_length=50).prefill_env_steps == 0
 
 
 def test_on_policy_schedule_has_no_prefill():
@@ -89,7 +113,8 @@ def test_schedule_episode_override_and_iterations():
 )
 def test_bad_sizes_are_rejected_with_the_flag_name(overrides, fragment):
     with pytest.raises(ConfigError, match=fragment):
-        make_schedule(RunConfig(**overrides), env_episode_length=100)
+        run = resolve_defaults(TrainConfig(run=RunConfig(**overrides))).run
+        make_schedule(run, env_episode_length=100)
 
 
 def test_config_roundtrip():
@@ -144,3 +169,45 @@ def test_residual_critic_leaves_the_actor_its_own_depth_and_choice():
     )
     trunk = jax.eval_shape(deep_actor.init, jax.random.PRNGKey(0)).params.actor["params"]["trunk"]
     assert trunk["blocks"]["dense_0"]["kernel"].shape == (2, 256, 256)
+
+
+def _attribute_reads() -> dict[str, set[str]]:
+    """Attribute names the package reads (``x.name`` loads), outside validation code, by file."""
+    import ast
+    import pathlib
+
+    import goalax
+
+    root = pathlib.Path(goalax.__file__).parent
+    reads: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        checking = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name.lstrip("_").startswith(
+                ("validate", "check")
+            ):
+                checking.update(id(sub) for sub in ast.walk(node))
+        for node in ast.walk(tree):
+            loaded = isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)
+            if loaded and id(node) not in checking:
+                reads.setdefault(node.attr, set()).add(path.name)
+    return reads
+
+
+def test_every_config_field_is_read_by_the_code():
+    """A flag nobody reads (the predecessor advertised a multiplier that did nothing) fails here:
+    every field of every config must be read somewhere other than where it is validated."""
+    from goalax import agents
+    from goalax.bench import BenchOptions
+
+    reads = _attribute_reads()
+    classes = [RunConfig, BenchOptions] + [agents.config_class(n) for n in agents.names()]
+    unread = [
+        f"{cls.__name__}.{field.name}"
+        for cls in classes
+        for field in dataclasses.fields(cls)
+        if field.name not in reads
+    ]
+    assert not unread
+    assert "no_such_field_anywhere" not in reads  # the scan itself tells fields apart

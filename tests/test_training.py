@@ -210,3 +210,16 @@ def test_seeds_in_one_program_match_single_seed_runs(tmp_path, odd_run):
     assert max(differences) > 1e-3
     rows = read_rows(multi.run_dir)
     assert [r["seed"] for r in rows if r["env_steps"] == 1003] == [0, 1]
+
+
+def test_default_run_directory_gets_the_final_checkpoint(tmp_path, monkeypatch):
+    """The predecessor saved no checkpoint at the end unless a directory flag was given."""
+    monkeypatch.chdir(tmp_path)
+    config = small_config(tmp_path, total_env_steps=437, eval_every=10_000)
+    config = dataclasses.replace(config, run=dataclasses.replace(config.run, run_dir=None))
+    result = goalax.train(config)
+    run_dir = os.path.join(tmp_path, result.run_dir)
+    assert os.path.dirname(result.run_dir) == "runs"
+    assert os.path.basename(result.run_dir).startswith("crl-point-s0-")
+    assert max(map(int, os.listdir(os.path.join(run_dir, "checkpoints")))) == 437
+    assert goalax.load(run_dir).env.state_dim == 4

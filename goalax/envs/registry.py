@@ -50,7 +50,7 @@ class _Entry(NamedTuple):
 
 #: Measured in docs/results.md ("Default budgets"): CRL's success has levelled off by then.
 POINT_ENV_STEPS = 100_000
-REACHER_ENV_STEPS = 500_000
+REACHER_ENV_STEPS = 600_000
 
 
 def _maze(layout: maze_layouts.Layout) -> Callable[..., GoalEnv]:
