@@ -118,4 +118,6 @@ def test_console_script_exit_code():
         timeout=120,
     )
     assert result.returncode == 2
-    assert "closest: ant" in result.stderr or "closest:" in result.stderr
+    assert result.stderr.strip() == (
+        "goalax: error: unknown env 'antt'; closest: ant (run 'goalax envs' for the full list)"
+    )
