@@ -40,7 +40,6 @@ def fresh_process(args, cwd):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     root = os.path.dirname(os.path.dirname(goalax.__file__))
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-    env["GOALAX_JAX_CACHE"] = jax.config.jax_compilation_cache_dir
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 

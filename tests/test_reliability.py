@@ -131,12 +131,6 @@ def copy_of(two_checkpoints, tmp_path):
     return path
 
 
-@pytest.fixture(autouse=True)
-def same_compile_cache(monkeypatch):
-    """The CLI points JAX at the user's cache; keep the tests' cache instead."""
-    monkeypatch.setenv("GOALAX_JAX_CACHE", jax.config.jax_compilation_cache_dir)
-
-
 def damage(run_dir, step):
     """Truncate every array data file of one checkpoint to half its size (a torn copy)."""
     folder = os.path.join(run_dir, "checkpoints", str(step))

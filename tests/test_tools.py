@@ -54,12 +54,6 @@ def tiny_config(run_dir) -> TrainConfig:
     return TrainConfig(run=run, agent=CRLConfig(width=32, actor_width=32, repr_dim=16))
 
 
-@pytest.fixture(autouse=True)
-def same_compile_cache(monkeypatch):
-    """The CLI points JAX at the user's cache; keep the tests' cache instead."""
-    monkeypatch.setenv("GOALAX_JAX_CACHE", jax.config.jax_compilation_cache_dir)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tools") / "point-run"
@@ -161,7 +155,6 @@ def render_in_fresh_process(*flags: str) -> subprocess.CompletedProcess:
     """``goalax render FLAGS`` in a new process: the CLI must pick the OpenGL platform before
     mujoco is imported, which an in-process call after other tests cannot guarantee."""
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env["GOALAX_JAX_CACHE"] = jax.config.jax_compilation_cache_dir
     env.pop("MUJOCO_GL", None)
     return subprocess.run(
         [sys.executable, "-m", "goalax.cli", "render", *flags],

@@ -10,6 +10,9 @@ os.environ["JAX_PLATFORMS"] = "cpu"
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+if "GOALAX_JAX_CACHE" in os.environ:  # the test session's cache (tests/conftest.py)
+    jax.config.update("jax_compilation_cache_dir", os.environ["GOALAX_JAX_CACHE"])
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from test_training import small_config  # noqa: E402
 

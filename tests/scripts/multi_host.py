@@ -11,6 +11,9 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from test_training import small_config  # noqa: E402
 
+if "GOALAX_JAX_CACHE" in os.environ:  # the test session's cache (tests/conftest.py)
+    jax.config.update("jax_compilation_cache_dir", os.environ["GOALAX_JAX_CACHE"])
+
 from goalax.training.run import train  # noqa: E402
 
 process_id, port, run_dir, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
