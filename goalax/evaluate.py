@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from goalax.config import ConfigError
+from goalax.errors import ConfigError
 from goalax.training.rollout import Policy
 
 #: Per-evaluation metrics (``eval/<name>`` in metrics rows), see ``evaluate_episodes``.

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from goalax.config import ConfigError
+from goalax.errors import ConfigError
 
 if TYPE_CHECKING:  # importing the envs imports mujoco, which must wait for the CLI's MUJOCO_GL
     from goalax.envs.base import GoalEnv, State
