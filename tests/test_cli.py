@@ -108,6 +108,9 @@ def test_envs_table_lists_tasks(capsys):
     out = capsys.readouterr().out
     for name in ("reacher", "simple_u_maze", "simple_big_maze", "simple_hardest_maze", "point"):
         assert name in out
+    assert "budget" in out
+    reacher_row = next(line for line in out.splitlines() if " reacher " in line)
+    assert "600,000" in reacher_row  # the default --total-env-steps of `goalax train --env reacher`
 
 
 def test_console_script_exit_code():

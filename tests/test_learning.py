@@ -82,7 +82,7 @@ def test_crl_learns_point(tmp_path):
 
 
 def test_sac_her_learns_point(tmp_path):
-    """Measured: 0.00 -> 0.42 at 16k env steps (8 s)."""
+    """Measured: 0.00 -> 0.42 (seed 0), 0.47 (seed 1), 0.62 (seed 2) at 16k env steps (8 s)."""
     run = point_run(tmp_path, 16_000, utd_ratio=0.25)
     agent = sac.SACConfig(her=True, width=64, actor_width=64)
     result = goalax.train(TrainConfig(run=run, agent=agent, agent_name="sac"))
