@@ -11,6 +11,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from test_logging import scalars
@@ -228,3 +229,17 @@ def test_load_reads_the_params_and_never_the_buffer(two_checkpoints, copy_of, mo
     assert all(leaf is checkpoint.SKIP for leaf in jax.tree.leaves(state.seeds.env))
     with pytest.raises(ConfigError, match="cannot be read"):  # what a full restore would do
         restore_state(build(load_config(copy_of)), copy_of)
+
+
+def test_checkpoint_holds_a_state_with_zero_size_arrays(tmp_path):
+    """MJX states of models without actuator activations carry ``act`` of shape ``[N, 0]`` (the
+    Panda arms); orbax refuses to save arrays with no elements, which crashed the arms' first
+    checkpoint. Such leaves are left out of the files and come back as empty arrays."""
+    state = {"act": jnp.zeros((4, 0)), "q": jnp.arange(6.0).reshape(2, 3), "n": jnp.int32(5)}
+    mngr = checkpoint.manager(str(tmp_path))
+    checkpoint.save(mngr, 7, state)
+    mngr.close()
+    step, restored = checkpoint.restore_run(str(tmp_path), jax.eval_shape(lambda: state))
+    assert step == 7 and restored["act"].shape == (4, 0) and restored["act"].dtype == jnp.float32
+    np.testing.assert_array_equal(restored["q"], state["q"])
+    assert int(restored["n"]) == 5

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from goalax.errors import ConfigError
@@ -55,9 +56,29 @@ def manager(run_dir: str, max_to_keep: int = 3, create: bool = True) -> ocp.Chec
     return ocp.CheckpointManager(path, options=options)
 
 
+def _is_empty(leaf: Any) -> bool:
+    """A leaf with no elements (e.g. MJX's ``act`` for a model without actuator states)."""
+    return getattr(leaf, "size", 1) == 0
+
+
+def _without_empty(tree: Any) -> Any:
+    """``tree`` with every zero-size leaf replaced by ``None``: orbax refuses to save arrays
+    with no elements, and they hold no data to restore."""
+    return jax.tree.map(lambda x: None if _is_empty(x) else x, tree)
+
+
+def _with_empty(like: Any, restored: Any) -> Any:
+    """``restored`` (from a ``_without_empty`` target) with ``like``'s zero-size leaves back."""
+    leaves, treedef = jax.tree.flatten(like)
+    got = jax.tree.flatten(restored, is_leaf=lambda x: x is None)[0]
+    pairs = zip(leaves, got, strict=True)
+    full = [np.zeros(x.shape, x.dtype) if _is_empty(x) else r for x, r in pairs]
+    return jax.tree.unflatten(treedef, full)
+
+
 def save(mngr: ocp.CheckpointManager, step: int, state: Any) -> None:
     """Save ``state`` under ``step`` (env steps); durable when this returns."""
-    mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+    mngr.save(step, args=ocp.args.StandardSave(_without_empty(state)), force=True)
     mngr.wait_until_finished()
 
 
@@ -79,7 +100,9 @@ def restore_latest_intact(
     steps = sorted(mngr.all_steps(), reverse=True)
     if not steps:
         raise FileNotFoundError(f"no checkpoint in {mngr.directory}")
-    target = jax.tree.map(lambda x: x if x is SKIP else ocp.utils.to_shape_dtype_struct(x), like)
+    target = jax.tree.map(
+        lambda x: x if x is SKIP else ocp.utils.to_shape_dtype_struct(x), _without_empty(like)
+    )
     if any(leaf is SKIP for leaf in jax.tree.leaves(target)):
         # StandardRestore refuses placeholders; PyTreeRestore skips them (leaves come back as
         # numpy arrays)
@@ -90,7 +113,7 @@ def restore_latest_intact(
     skipped: list[tuple[int, str]] = []
     for step in steps:
         try:
-            return step, mngr.restore(step, args=args), skipped
+            return step, _with_empty(like, mngr.restore(step, args=args)), skipped
         except Exception as err:  # orbax raises many types for damaged files
             skipped.append((step, type(err).__name__))
     raise UnreadableCheckpoints(skipped)
