@@ -169,12 +169,13 @@ class GoalPipelineEnv(GoalEnv, PipelineEnv):
     """A brax ``PipelineEnv`` task: subclasses define ``state_obs`` and ``reset``.
 
     A task with a ``healthy_z_range`` terminates, as the reference's ant and humanoid tasks do,
-    when the torso height leaves that open interval and ``termination`` is on. The height is the
-    root free joint's ``q[2]`` after the step, the same number the observation shows; the
-    reference reads link 0's ``x.pos``, which brax's MJX pipeline computes before the step's
-    integration (one step late). That is
-    more than parity: in brax's ant only the feet collide with the floor, and a fallen humanoid
-    passes through it, so without termination the episode goes on in non-physical states.
+    when the torso height leaves that open interval and ``termination`` is on. That is more than
+    parity: in brax's ant only the feet collide with the floor, and a fallen humanoid passes
+    through it, so without termination the episode goes on in non-physical states.
+
+    The height is the root free joint's ``q[2]`` after the step, the number the observation
+    shows; the reference reads link 0's ``x.pos``, which brax's MJX pipeline computes before the
+    step's integration, so it terminates one step late.
     """
 
     #: ``(low, high)`` torso heights of a healthy body; ``None``: the task never terminates.
