@@ -380,6 +380,26 @@ CONTRACT_TESTS = (
 )
 
 
+def add_contract_tests(namespace: dict, skip: tuple[str, ...] = ()) -> None:
+    """Put the contract tests (but ``skip``) into a test module's ``namespace``: they run there
+    on that module's ``task`` fixture."""
+    for test in CONTRACT_TESTS:
+        if test.__name__ not in skip:
+            namespace[test.__name__] = test
+
+
+def add_family(namespace: dict, names) -> None:
+    """Make a family test file: a module-scoped ``task`` fixture compiling each of ``names``
+    (aliases left out) once, and the contract tests on it."""
+
+    @pytest.fixture(scope="module", params=task_params(names))
+    def task(request):
+        return compile_task(request.param)
+
+    namespace["task"] = task
+    add_contract_tests(namespace)
+
+
 # --- auto-reset ---------------------------------------------------------------------------------
 
 

@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from test_envs import (
-    CONTRACT_TESTS,
     N_ENVS,
     SMOKE_COMPILER_OPTIONS,
+    add_contract_tests,
     random_actions,
     reset_keys,
 )
@@ -108,9 +108,8 @@ def task(request, arm_run):
     }
 
 
-for _test in CONTRACT_TESTS:
-    if _test.__name__ != "test_reset_is_deterministic_given_key":  # one run for all, below
-        globals()[_test.__name__] = _test
+# One determinism test for all six variants, below, instead of one per variant.
+add_contract_tests(globals(), skip=("test_reset_is_deterministic_given_key",))
 
 
 def test_reset_is_deterministic_given_key(arm_run):
