@@ -19,6 +19,7 @@ import tyro
 
 from goalax import agents
 from goalax.config import RunConfig
+from goalax.errors import GoalaxBug
 
 AGENTS = tuple(agents.names())
 COMMANDS = ("train", "envs", "bench", "eval", "render", "plot", "sweep")
@@ -354,7 +355,16 @@ def main(argv: list[str] | None = None) -> int:
     handlers.update(eval=eval_main, render=render_main, plot=plot_main, sweep=sweep_main)
     if command not in handlers:
         return _fail(f"unknown command '{command}'; closest: {_closest(command, COMMANDS)}")
-    return handlers[command](rest)
+    try:
+        return handlers[command](rest)
+    except GoalaxBug as err:
+        if os.environ.get("GOALAX_DEBUG") == "1":
+            raise
+        _fail(
+            f"internal error: {err}. This is a defect in goalax, not in your input or files; "
+            "please report it (GOALAX_DEBUG=1 shows the traceback)"
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The user-error type every part of goalax raises for input it cannot use.
+"""The error types every part of goalax raises: the user's (input it cannot use) and its own.
 
 It lives alone so that envs, agents and viz report bad input without importing the run
 configuration (``goalax.config`` re-exports it for the CLI and the training code).
@@ -6,8 +6,16 @@ configuration (``goalax.config`` re-exports it for the CLI and the training code
 
 from __future__ import annotations
 
-__all__ = ["ConfigError"]
+__all__ = ["ConfigError", "GoalaxBug"]
 
 
 class ConfigError(ValueError):
     """A configuration or input that cannot run; the message says what to change."""
+
+
+class GoalaxBug(RuntimeError):
+    """A failure in goalax's own code, not in the user's input or files.
+
+    Raised where goalax could otherwise blame intact files (a checkpoint that was read, then
+    mishandled); the CLI says so in one line and shows the traceback with ``GOALAX_DEBUG=1``.
+    """

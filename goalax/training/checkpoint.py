@@ -16,13 +16,13 @@ import re
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from goalax.errors import ConfigError
+from goalax.errors import ConfigError, GoalaxBug
 from goalax.training import distributed
 
 #: Leaf value of a restore target that orbax skips: the leaf is neither read nor materialised.
@@ -33,10 +33,10 @@ _DRAIN_S = 2.0  # longest wait for the reads a failed restore left in flight
 
 
 class UnreadableCheckpoints(Exception):
-    """Every checkpoint of a run failed to restore; ``failures`` is ``[(step, error type)]``."""
+    """Every checkpoint of a run failed to restore; ``failures`` lists each one (``Failure``)."""
 
-    def __init__(self, failures: list[tuple[int, str]]):
-        super().__init__(", ".join(f"{step} ({kind})" for step, kind in failures))
+    def __init__(self, failures: list[Failure]):
+        super().__init__(", ".join(f"{f.step} ({f.kind})" for f in failures))
         self.failures = failures
 
 
@@ -68,12 +68,19 @@ def _without_empty(tree: Any) -> Any:
 
 
 def _with_empty(like: Any, restored: Any) -> Any:
-    """``restored`` (from a ``_without_empty`` target) with ``like``'s zero-size leaves back."""
-    leaves, treedef = jax.tree.flatten(like)
-    got = jax.tree.flatten(restored, is_leaf=lambda x: x is None)[0]
-    pairs = zip(leaves, got, strict=True)
-    full = [np.zeros(x.shape, x.dtype) if _is_empty(x) else r for x, r in pairs]
-    return jax.tree.unflatten(treedef, full)
+    """``restored`` (from a ``_without_empty(like)`` target) with ``like``'s zero-size leaves
+    back.
+
+    The pairing follows ``like``'s own structure: each of its leaves is matched with the subtree
+    at the same place in ``restored``, so ``None`` fields of the state (no leaves at all, e.g.
+    brax's ``contact`` on tasks without contacts), leaves dropped as empty (``None`` in
+    ``restored``) and ``SKIP`` leaves never shift one another.
+    """
+
+    def fill(template: Any, got: Any) -> Any:
+        return np.zeros(template.shape, template.dtype) if _is_empty(template) else got
+
+    return jax.tree.map(fill, like, restored)
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state: Any) -> None:
@@ -87,35 +94,105 @@ def skip_all(like: Any) -> Any:
     return jax.tree.map(lambda _: SKIP, like)
 
 
-def restore_latest_intact(
-    mngr: ocp.CheckpointManager, like: Any
-) -> tuple[int, Any, list[tuple[int, str]]]:
+def _path_name(path: tuple) -> str:
+    """``seeds.buffer.obs`` for a key path, the way orbax names a leaf in its metadata."""
+    parts = []
+    for key in path:
+        for attr in ("name", "key", "idx"):
+            if hasattr(key, attr):
+                parts.append(str(getattr(key, attr)))
+                break
+    return ".".join(parts)
+
+
+def layout(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
+    """``{leaf name: (shape, dtype)}`` of the array leaves of a state or of orbax's metadata
+    tree; ``None`` and ``SKIP`` are not arrays and are left out."""
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {
+        _path_name(path): (tuple(leaf.shape), np.dtype(leaf.dtype).name)
+        for path, leaf in leaves
+        if hasattr(leaf, "shape") and hasattr(leaf, "dtype")
+    }
+
+
+def layout_difference(saved: dict, expected: dict) -> str | None:
+    """The first way a checkpoint's layout differs from the expected one, or ``None``.
+
+    Only the expected leaves are checked: a params-only restore asks for a part of the state.
+    """
+    for name, (shape, dtype) in sorted(expected.items()):
+        if name not in saved:
+            return f"it has no {name}"
+        if saved[name] != (shape, dtype):
+            (got_shape, got_dtype) = saved[name]
+            return (
+                f"{name} is {got_dtype}{list(got_shape)} in the checkpoint but "
+                f"{dtype}{list(shape)} for this config"
+            )
+    return None
+
+
+class Failure(NamedTuple):
+    """Why one checkpoint did not restore: ``kind`` is the error's type name; ``mismatch`` says
+    how an intact checkpoint differs from the state the config describes (``None`` when its files
+    are damaged)."""
+
+    step: int
+    kind: str
+    mismatch: str | None = None
+
+
+def _diagnose(mngr: ocp.CheckpointManager, step: int, target: Any, err: Exception) -> Failure:
+    """Tell a damaged checkpoint (its metadata or data do not read) from an intact one written
+    for another state layout (config.json edited, another goalax version)."""
+    try:
+        saved = layout(mngr.item_metadata(step).tree)
+    except Exception:  # metadata itself unreadable: damaged
+        return Failure(step, type(err).__name__)
+    return Failure(step, type(err).__name__, layout_difference(saved, layout(target)))
+
+
+def restore_latest_intact(mngr: ocp.CheckpointManager, like: Any) -> tuple[int, Any, list[Failure]]:
     """The newest checkpoint that restores into the structure, shapes and dtypes of ``like``.
 
     Returns ``(step, state, skipped)``: ``skipped`` lists the newer steps that failed, newest
-    first, with the type name of their error. Leaves of ``like`` that are ``SKIP`` come back as
-    ``SKIP`` without being read. Raises FileNotFoundError when there is no checkpoint and
-    UnreadableCheckpoints when none restores.
+    first (``Failure``). Leaves of ``like`` that are ``SKIP`` come back as ``SKIP`` without being
+    read; ``None`` fields and zero-size leaves come back as they are in ``like``. Raises
+    FileNotFoundError when there is no checkpoint, UnreadableCheckpoints when none restores, and
+    GoalaxBug when goalax's own handling of a restored state fails (the files are not at fault).
     """
     steps = sorted(mngr.all_steps(), reverse=True)
     if not steps:
         raise FileNotFoundError(f"no checkpoint in {mngr.directory}")
-    target = jax.tree.map(
-        lambda x: x if x is SKIP else ocp.utils.to_shape_dtype_struct(x), _without_empty(like)
-    )
-    if any(leaf is SKIP for leaf in jax.tree.leaves(target)):
-        # StandardRestore refuses placeholders; PyTreeRestore skips them (leaves come back as
-        # numpy arrays)
-        restore_args = ocp.checkpoint_utils.construct_restore_args(target)
-        args = ocp.args.PyTreeRestore(item=target, restore_args=restore_args)
-    else:
-        args = ocp.args.StandardRestore(target)
-    skipped: list[tuple[int, str]] = []
+    try:
+        target = jax.tree.map(
+            lambda x: x if x is SKIP else ocp.utils.to_shape_dtype_struct(x), _without_empty(like)
+        )
+        if any(leaf is SKIP for leaf in jax.tree.leaves(target)):
+            # StandardRestore refuses placeholders; PyTreeRestore skips them
+            restore_args = ocp.checkpoint_utils.construct_restore_args(target)
+            args = ocp.args.PyTreeRestore(item=target, restore_args=restore_args)
+        else:
+            args = ocp.args.StandardRestore(target)
+    except Exception as err:
+        raise GoalaxBug(
+            f"building the restore target failed ({type(err).__name__}: {err})"
+        ) from err
+    skipped: list[Failure] = []
     for step in steps:
         try:
-            return step, _with_empty(like, mngr.restore(step, args=args)), skipped
+            restored = mngr.restore(step, args=args)
         except Exception as err:  # orbax raises many types for damaged files
-            skipped.append((step, type(err).__name__))
+            skipped.append(_diagnose(mngr, step, target, err))
+            continue
+        try:
+            return step, _with_empty(like, restored), skipped
+        except Exception as err:
+            raise GoalaxBug(
+                f"checkpoint {step} was read, then goalax failed to rebuild the state from it "
+                f"({type(err).__name__}: {err})"
+            ) from err
     raise UnreadableCheckpoints(skipped)
 
 
@@ -125,7 +202,9 @@ def restore_run(run_dir: str, like: Any, set_aside: bool = False) -> tuple[int, 
     Newer checkpoints that cannot be read are reported in one warning line on stderr (what orbax
     itself reports about them is held back). With ``set_aside`` (resuming, which will save those
     steps again) they are renamed to ``<step>.unreadable``, so nothing is deleted and orbax no
-    longer sees them. A run without a readable checkpoint is a ConfigError.
+    longer sees them. A run without a readable checkpoint is a ConfigError that says whether the
+    files are damaged or were written for another state than ``like``; a failure in goalax's
+    own code is a GoalaxBug instead, which blames no file.
     """
     with _notices_about_skipped(run_dir) as skipped:
         try:
@@ -137,20 +216,39 @@ def restore_run(run_dir: str, like: Any, set_aside: bool = False) -> tuple[int, 
         except FileNotFoundError as err:
             raise ConfigError(f"{run_dir} has no checkpoint to restore") from err
         except UnreadableCheckpoints as err:
-            skipped += [s for s, _ in err.failures]
-            kinds = ", ".join(sorted({kind for _, kind in err.failures}))
-            which = "checkpoint" if len(err.failures) == 1 else "checkpoints"
+            skipped += [f.step for f in err.failures]
             raise ConfigError(
-                f"the {which} in {run_dir} cannot be read ({kinds}); resume from an intact copy "
-                "or start a new run"
+                f"{describe_failures(run_dir, err.failures)}; resume from an intact copy or "
+                "start a new run"
             ) from err
         finally:
             mngr.close()
-        skipped += [s for s, _ in failures]
+        skipped += [f.step for f in failures]
     if failures and distributed.is_primary():
         moved = _set_aside(run_dir, skipped) if set_aside else []
         print(_fallback_warning(run_dir, failures, step, moved), file=sys.stderr, flush=True)
     return step, state
+
+
+def describe_failures(run_dir: str, failures: list[Failure]) -> str:
+    """One clause per cause: damaged checkpoints, and intact ones written for another state."""
+    folder = os.path.join(run_dir, "checkpoints")
+    damaged = [f for f in failures if f.mismatch is None]
+    other = [f for f in failures if f.mismatch is not None]
+    clauses = []
+    if damaged:
+        steps = ", ".join(str(f.step) for f in damaged)
+        kinds = ", ".join(sorted({f.kind for f in damaged}))
+        which = "checkpoint" if len(damaged) == 1 else "checkpoints"
+        clauses.append(f"{which} {steps} in {folder} cannot be read ({kinds})")
+    if other:
+        steps = ", ".join(str(f.step) for f in other)
+        which = "checkpoint" if len(other) == 1 else "checkpoints"
+        clauses.append(
+            f"{which} {steps} in {folder} hold another training state than config.json "
+            f"describes ({other[0].mismatch}; was config.json edited?)"
+        )
+    return "; ".join(clauses)
 
 
 @contextlib.contextmanager
@@ -221,15 +319,8 @@ def _set_aside(run_dir: str, steps: list[int]) -> list[str]:
     return moved
 
 
-def _fallback_warning(
-    run_dir: str, skipped: list[tuple[int, str]], step: int, moved: list[str]
-) -> str:
-    folder = os.path.join(run_dir, "checkpoints")
-    steps = ", ".join(str(s) for s, _ in skipped)
-    kinds = ", ".join(sorted({kind for _, kind in skipped}))
-    which = "checkpoint" if len(skipped) == 1 else "checkpoints"
-    line = f"goalax: warning: {which} {steps} in {folder} cannot be read ({kinds}); "
-    line += f"using checkpoint {step}"
+def _fallback_warning(run_dir: str, skipped: list[Failure], step: int, moved: list[str]) -> str:
+    line = f"goalax: warning: {describe_failures(run_dir, skipped)}; using checkpoint {step}"
     if moved:
         line += f" (kept as {', '.join(moved)})"
     return line
