@@ -222,13 +222,16 @@ def seed_iteration(
 
 def chunk(parts: Parts, state: TrainState, target: jax.Array) -> TrainState:
     """Run iterations until ``env_steps >= target``. An iteration is cut short at the next
-    evaluation point (``config.steps_to_evaluation``) and at the end of the budget."""
+    evaluation point (``config.steps_to_evaluation``) and at ``target``.
+
+    The host passes the budget's end as ``target`` (never more), so the budget is not a constant
+    of the compiled program: a run resumed with a larger ``--total-env-steps`` reuses it."""
     run, schedule = parts.run, parts.schedule
     iteration = over_seeds(functools.partial(seed_iteration, parts), run.num_seeds)
 
     def body(s: TrainState) -> TrainState:
         to_eval = steps_to_evaluation(s.env_steps, schedule.eval_every, run.num_envs)
-        budget = jnp.minimum(schedule.steps_per_iteration, run.total_env_steps - s.env_steps)
+        budget = jnp.minimum(schedule.steps_per_iteration, target - s.env_steps)
         budget = jnp.minimum(budget, to_eval)
         updates = num_updates(parts, budget, s.env_steps)
         return TrainState(
