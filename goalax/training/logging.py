@@ -8,6 +8,7 @@ the checkpoint it continues from, so no step is logged twice.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -90,8 +91,11 @@ class MetricsLogger:
                         self._tb[seed_index].add_scalar(key, value, step)
         if self._wandb is not None and rows:
             self._wandb.log(_wandb_payload(rows), step=int(rows[0]["env_steps"]))
-        self._jsonl.flush()
-        self._csv_file.flush()
+        # durable before the checkpoint of this step is saved: a run dir never holds a
+        # checkpoint whose rows a power loss took back
+        for file in (self._jsonl, self._csv_file):
+            file.flush()
+            os.fsync(file.fileno())
         for writer in self._tb:
             writer.flush()
 
@@ -192,3 +196,119 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
     return rows
+
+
+def _scan_jsonl(path: str) -> tuple[list[dict[str, Any]], list[int]]:
+    """The rows of a metrics.jsonl and the byte length of each line that is not a row (torn by
+    a crash mid-write)."""
+    rows, torn = [], []
+    with open(path, "rb") as f:
+        lines = f.read().splitlines(keepends=True)
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError
+            row = None
+        if isinstance(row, dict) and "env_steps" in row:
+            rows.append(row)
+        else:
+            torn.append(len(line))
+    return rows, torn
+
+
+def _csv_value(key: str, text: str) -> Any:
+    if text == "":
+        return None
+    if key in ("env_steps", "grad_steps", "seed"):
+        return int(text)
+    return float(text)
+
+
+def _scan_csv(path: str, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """The complete rows of a metrics.csv with ``columns`` (a line without its newline is torn
+    and left out; so is every row of a file with another header)."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        lines = f.read().splitlines(keepends=True)
+    complete = [line for line in lines if line.endswith("\n")]
+    reader = csv.reader(complete)
+    if next(reader, None) != list(columns):
+        return []
+    rows = []
+    for cells in reader:
+        if len(cells) != len(columns):
+            continue
+        try:
+            rows.append({k: _csv_value(k, v) for k, v in zip(columns, cells, strict=True)})
+        except ValueError:
+            continue
+    return rows
+
+
+def _replace(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a durable temporary file: a crash leaves the old file
+    or the new one, never neither."""
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f".{name}.rewrite")
+    try:
+        with open(temporary, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def _torn_warning(torn: list[int], recovered: int) -> str | None:
+    parts = []
+    if len(torn) == 1:
+        parts.append(
+            f"metrics.jsonl ended in a torn line ({torn[0]} bytes, a crash mid-write); dropped it"
+        )
+    elif torn:
+        parts.append(
+            f"metrics.jsonl had {len(torn)} torn lines ({sum(torn)} bytes, a crash mid-write); "
+            "dropped them"
+        )
+    if recovered:
+        parts.append(f"{recovered} row(s) missing from metrics.jsonl restored from metrics.csv")
+    return "goalax: warning: " + "; ".join(parts) if parts else None
+
+
+def rewrite_metrics(run_dir: str, columns: Sequence[str], last_step: int) -> str | None:
+    """Keep only the rows of metrics.jsonl and metrics.csv up to env step ``last_step`` (a
+    resumed run writes the later ones again), and every intact row of either file.
+
+    A crash can tear the last line of either file, or (power loss) lose a row of one but not of
+    the other: rows are matched by ``(env_steps, seed)``, a row only the csv still holds goes
+    back into both, and torn lines are dropped. Each file is replaced atomically. Returns one
+    warning line when something was torn or restored, else ``None``.
+    """
+    jsonl_path = os.path.join(run_dir, "metrics.jsonl")
+    csv_path = os.path.join(run_dir, "metrics.csv")
+    rows, torn = _scan_jsonl(jsonl_path) if os.path.exists(jsonl_path) else ([], [])
+    known = {(r["env_steps"], r.get("seed")) for r in rows}
+    extra = []
+    if os.path.exists(csv_path):
+        extra = [
+            r for r in _scan_csv(csv_path, columns) if (r["env_steps"], r["seed"]) not in known
+        ]
+    kept = sorted(
+        (r for r in rows + extra if r["env_steps"] <= last_step),
+        key=lambda r: (r["env_steps"], r.get("seed") or 0),
+    )
+    if os.path.exists(jsonl_path) or os.path.exists(csv_path):
+        _replace(
+            jsonl_path,
+            "".join(json.dumps({k: _clean(v) for k, v in r.items()}) + "\n" for r in kept),
+        )
+        table = io.StringIO()
+        writer = csv.DictWriter(table, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in kept:
+            writer.writerow({k: ("" if v is None else _clean(v)) for k, v in row.items()})
+        _replace(csv_path, table.getvalue())
+    return _torn_warning(torn, sum(r["env_steps"] <= last_step for r in extra))

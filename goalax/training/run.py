@@ -28,8 +28,8 @@ from goalax.config import (
     to_dict,
 )
 from goalax.evaluate import METRICS
-from goalax.training import checkpoint, distributed
-from goalax.training.logging import MetricsLogger, open_wandb, read_jsonl
+from goalax.training import checkpoint, distributed, lock
+from goalax.training.logging import MetricsLogger, open_wandb, rewrite_metrics
 from goalax.training.loop import (
     Program,
     TrainResult,
@@ -70,6 +70,7 @@ def prepare_run_dir(path: str) -> str:
     if os.path.exists(path) and not os.path.isdir(path):
         raise ConfigError(f"--run-dir {path} exists and is not a directory; choose another path")
     if os.path.isdir(path) and os.listdir(path):
+        lock.check_free(path)
         raise ConfigError(
             f"--run-dir {path} is not empty; pass --resume {path} to continue it or choose "
             "another --run-dir"
@@ -172,12 +173,15 @@ def train(config: TrainConfig) -> TrainResult:
     program = build(config)  # validates everything before anything is written
     check_traces(program)
     run_dir = config.run.run_dir or default_run_dir(config)
-    if distributed.is_primary():
+    primary = distributed.is_primary()
+    if primary:
         prepare_run_dir(run_dir)
-        _write_config(config, run_dir)
-    distributed.barrier("run-dir")
-    state = init_state(program)
-    return _train_loop(program, state, run_dir)
+    with lock.hold(run_dir, enabled=primary):
+        if primary:
+            _write_config(config, run_dir)
+        distributed.barrier("run-dir")
+        state = init_state(program)
+        return _train_loop(program, state, run_dir)
 
 
 def _write_config(config: TrainConfig, run_dir: str) -> None:
@@ -222,18 +226,11 @@ def restore_state(program: Program, run_dir: str) -> TrainState:
 
 
 def _truncate_metrics(run_dir: str, env_steps: int, names: tuple[str, ...]) -> None:
-    """Drop rows written after the checkpoint we resume from, so no row is duplicated."""
-    path = os.path.join(run_dir, "metrics.jsonl")
-    if not os.path.exists(path):
-        return
-    rows = [r for r in read_jsonl(path) if r["env_steps"] <= env_steps]
-    os.remove(path)
-    csv_path = os.path.join(run_dir, "metrics.csv")
-    if os.path.exists(csv_path):
-        os.remove(csv_path)
-    logger = MetricsLogger(run_dir, columns(names), num_seeds=1, tensorboard=False)
-    logger.write(rows)
-    logger.close()
+    """Drop rows written after the checkpoint we resume from, so no row is duplicated; every
+    intact row before it is kept, and one line says what a crash tore."""
+    warning = rewrite_metrics(run_dir, columns(names), env_steps)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
 
 
 def resume(config: TrainConfig) -> TrainResult:
@@ -246,19 +243,21 @@ def resume(config: TrainConfig) -> TrainResult:
             "cannot resume with a config that changes the run (" + "; ".join(conflicts) + "); "
             f"only {resumable_flags()} may change"
         )
-    program = build(config)
-    state = restore_state(program, run_dir)
-    step = int(state.env_steps)
-    if config.run.total_env_steps < step:
-        raise ConfigError(
-            f"--total-env-steps {config.run.total_env_steps} is below the checkpoint's {step} "
-            "env steps; raise it to continue"
-        )
-    if distributed.is_primary():
-        _truncate_metrics(run_dir, step, program.agent.metric_names)
-        _write_config(config, run_dir)
-    distributed.barrier("resume")
-    return _train_loop(program, state, run_dir)
+    primary = distributed.is_primary()
+    with lock.hold(run_dir, enabled=primary):
+        program = build(config)
+        state = restore_state(program, run_dir)
+        step = int(state.env_steps)
+        if config.run.total_env_steps < step:
+            raise ConfigError(
+                f"--total-env-steps {config.run.total_env_steps} is below the checkpoint's {step} "
+                "env steps; raise it to continue"
+            )
+        if primary:
+            _truncate_metrics(run_dir, step, program.agent.metric_names)
+            _write_config(config, run_dir)
+        distributed.barrier("resume")
+        return _train_loop(program, state, run_dir)
 
 
 def _next_target(program: Program, env_steps: int) -> int:

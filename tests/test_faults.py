@@ -1,0 +1,128 @@
+"""The run lifecycle under faults and bad input: a second writer, torn metrics, a full disk, a
+diverged run, a run without a checkpoint and early Ctrl-C. Each ends in one line, the right exit
+code and a run directory that still resumes."""
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+
+import pytest
+from test_training import small_config
+
+import goalax
+from goalax.cli import main
+
+#: Every in-process run here is this config (or a resume of it), so the test session compiles it
+#: once (test_reliability.py's ``two_checkpoints`` is the same program).
+TOTAL, EVERY = 800, 400
+
+
+def files(run_dir) -> dict[str, str]:
+    """``{relative path: sha1}`` of every file under ``run_dir``."""
+    out = {}
+    for folder, _, names in os.walk(run_dir):
+        for name in names:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, run_dir)] = hashlib.sha1(f.read()).hexdigest()
+    return out
+
+
+def steps(run_dir, name="metrics.jsonl") -> list[int]:
+    with open(os.path.join(run_dir, name)) as f:
+        if name.endswith(".csv"):
+            return [int(line.split(",")[0]) for line in f.read().splitlines()[1:]]
+        return [json.loads(line)["env_steps"] for line in f]
+
+
+def checkpoints(run_dir) -> list[str]:
+    return sorted(os.listdir(os.path.join(run_dir, "checkpoints")))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished run: checkpoints and rows at 400 and 800 (and a row at 0)."""
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    goalax.train(small_config(run_dir, total_env_steps=TOTAL, eval_every=EVERY))
+    return str(run_dir)
+
+
+@pytest.fixture
+def copy_of(finished, tmp_path):
+    path = str(tmp_path / "run")
+    shutil.copytree(finished, path)
+    return path
+
+
+def resume_argv(run_dir, *flags):
+    return ["train", "crl", "--resume", run_dir, "--quiet", *flags]
+
+
+def one_error(capfd) -> str:
+    err = capfd.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("goalax: error: "), err
+    return err
+
+
+# --- 1. two processes on one run directory -------------------------------------------------------
+
+
+def test_a_second_writer_is_refused_and_reading_needs_no_lock(copy_of, capfd):
+    before = files(copy_of)
+    with open(os.path.join(copy_of, ".lock"), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("4242\n")
+        held.flush()
+        capfd.readouterr()
+        assert main(resume_argv(copy_of, "--total-env-steps", "1200")) == 2
+        err = one_error(capfd)
+        assert f"run directory {copy_of} is in use by process 4242; wait for it" in err
+        # a new run into the directory says the same, not "pass --resume"
+        assert main(["train", "crl", "--env", "point", "--run-dir", copy_of]) == 2
+        assert "is in use by process 4242" in one_error(capfd)
+        assert files(copy_of) == {**before, ".lock": files(copy_of)[".lock"]}
+        assert goalax.load(copy_of).env_steps == TOTAL  # reading never takes the lock
+    # kill -9 of a holder leaves its file but no lock: the next writer takes it and removes it
+    goalax.train(small_config("unused", total_env_steps=TOTAL + EVERY, resume=copy_of))
+    assert steps(copy_of)[-1] == TOTAL + EVERY
+    assert not os.path.exists(os.path.join(copy_of, ".lock"))
+
+
+# --- 2. a torn last line of metrics.jsonl --------------------------------------------------------
+
+
+def test_resume_keeps_every_intact_row_and_says_what_was_torn(copy_of, capfd):
+    # a crash before the 800 checkpoint was durable: the jsonl row of 800 is torn and a row of
+    # 400 only the csv still holds (power loss), so the resume continues from 400
+    shutil.rmtree(os.path.join(copy_of, "checkpoints", "800"))
+    jsonl = os.path.join(copy_of, "metrics.jsonl")
+    with open(jsonl) as f:
+        lines = f.read().splitlines(keepends=True)
+    with open(jsonl, "w") as f:
+        f.write(lines[0] + lines[2][:25])
+    capfd.readouterr()
+    goalax.train(small_config("unused", total_env_steps=TOTAL, resume=copy_of))
+    err = capfd.readouterr().err
+    assert err == (
+        "goalax: warning: metrics.jsonl ended in a torn line (25 bytes, a crash mid-write); "
+        "dropped it; 1 row(s) missing from metrics.jsonl restored from metrics.csv\n"
+    )
+    assert steps(copy_of) == steps(copy_of, "metrics.csv") == [0, 400, 800]
+    assert [n for n in os.listdir(copy_of) if n.endswith(".rewrite")] == []
+
+
+def test_metrics_rewrite_replaces_files_atomically(copy_of, monkeypatch):
+    """A crash while the rows are rewritten leaves the old files whole."""
+    from goalax.training import logging
+
+    before = files(copy_of)
+
+    def crash(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(logging.os, "replace", crash)
+    with pytest.raises(OSError):
+        logging.rewrite_metrics(copy_of, ["env_steps"], EVERY)
+    assert files(copy_of) == before
