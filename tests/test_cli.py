@@ -56,7 +56,6 @@ CASES = [
     (["bench", "--env", "point", "--iterations", "0"], "--iterations"),
     (["bench", "--agent", "nope"], "unknown agent 'nope'"),
     (["train", "sac", "--relabel-fraction", "2"], "--relabel-fraction"),
-    (lambda tmp: ["train", "crl", "--resume", saved_run(tmp)], "no checkpoint"),
     (
         lambda tmp: ["train", "crl", "--resume", saved_run(tmp, config_text="{oops")],
         "not valid JSON",

@@ -9,6 +9,7 @@ import os
 import shutil
 
 import pytest
+from test_logging import scalars
 from test_training import small_config
 
 import goalax
@@ -126,3 +127,20 @@ def test_metrics_rewrite_replaces_files_atomically(copy_of, monkeypatch):
     with pytest.raises(OSError):
         logging.rewrite_metrics(copy_of, ["env_steps"], EVERY)
     assert files(copy_of) == before
+
+
+# --- 5. a run directory without a checkpoint ----------------------------------------------------
+
+
+def test_resume_without_a_checkpoint_starts_again_from_step_0(copy_of, capfd):
+    # killed before its first checkpoint was complete: rows, events and a save's leftovers
+    shutil.rmtree(os.path.join(copy_of, "checkpoints"))
+    os.makedirs(os.path.join(copy_of, "checkpoints", "400.orbax-checkpoint-tmp-1"))
+    capfd.readouterr()
+    assert main(resume_argv(copy_of)) == 0
+    err = capfd.readouterr().err
+    assert err == f"goalax: {copy_of} has no checkpoint; starting it again from env step 0\n"
+    assert steps(copy_of) == steps(copy_of, "metrics.csv") == [0, EVERY, TOTAL]
+    assert checkpoints(copy_of) == [str(EVERY), str(TOTAL)]
+    pairs = scalars(copy_of)
+    assert len(pairs) == len(set(pairs)), "a (tag, step) is logged twice"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -29,7 +30,12 @@ from goalax.config import (
 )
 from goalax.evaluate import METRICS
 from goalax.training import checkpoint, distributed, lock
-from goalax.training.logging import MetricsLogger, open_wandb, rewrite_metrics
+from goalax.training.logging import (
+    MetricsLogger,
+    drop_events_after,
+    open_wandb,
+    rewrite_metrics,
+)
 from goalax.training.loop import (
     Program,
     TrainResult,
@@ -53,6 +59,8 @@ def columns(metric_names: tuple[str, ...]) -> list[str]:
     )
 
 
+#: In the name of the temporary folder orbax writes a checkpoint into before renaming it.
+PARTIAL_SAVE = ".orbax-checkpoint-tmp"
 MAX_ITERATIONS_PER_CHUNK = 16  # host sync at least this often, for progress and Ctrl-C latency
 
 
@@ -187,8 +195,12 @@ def train(config: TrainConfig) -> TrainResult:
 def _write_config(config: TrainConfig, run_dir: str) -> None:
     """config.json: the resolved config, with the run dir filled in, enough to rerun."""
     run = dataclasses.replace(config.run, run_dir=run_dir, resume=None)
-    with open(os.path.join(run_dir, "config.json"), "w") as f:
+    path = os.path.join(run_dir, "config.json")
+    with open(path + ".rewrite", "w") as f:  # replaced whole: a crash never leaves half a file
         json.dump(to_dict(dataclasses.replace(config, run=run)), f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(path + ".rewrite", path)
 
 
 def check_traces(program: Program) -> None:
@@ -246,6 +258,10 @@ def resume(config: TrainConfig) -> TrainResult:
     primary = distributed.is_primary()
     with lock.hold(run_dir, enabled=primary):
         program = build(config)
+        if primary:
+            remove_partial_saves(run_dir)
+        if not saved_steps(run_dir):
+            return _restart(program, run_dir)
         state = restore_state(program, run_dir)
         step = int(state.env_steps)
         if config.run.total_env_steps < step:
@@ -258,6 +274,40 @@ def resume(config: TrainConfig) -> TrainResult:
             _write_config(config, run_dir)
         distributed.barrier("resume")
         return _train_loop(program, state, run_dir)
+
+
+def saved_steps(run_dir: str) -> list[int]:
+    """Env steps of the checkpoint folders of ``run_dir`` (complete or not; orbax names a
+    finished step's folder by the step alone)."""
+    folder = os.path.join(run_dir, "checkpoints")
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return sorted(int(name) for name in names if name.isdigit())
+
+
+def remove_partial_saves(run_dir: str) -> None:
+    """Delete the temporary folders of checkpoint saves that never finished (a kill or a full
+    disk mid-save). Only the lock holder calls this, so no save is in progress."""
+    folder = os.path.join(run_dir, "checkpoints")
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    for name in names:
+        if PARTIAL_SAVE in name:
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+
+def _restart(program: Program, run_dir: str) -> TrainResult:
+    """Start a run directory that has no checkpoint (stopped while compiling, or diverged in its
+    first chunk) from env step 0 with its saved config; its rows and events go first."""
+    if distributed.is_primary():
+        print(
+            f"goalax: {run_dir} has no checkpoint; starting it again from env step 0",
+            file=sys.stderr,
+            flush=True,
+        )
+        _truncate_metrics(run_dir, -1, program.agent.metric_names)
+        drop_events_after(os.path.join(run_dir, "tb"), -1)
+        _write_config(program.config, run_dir)
+    distributed.barrier("restart")
+    return _train_loop(program, init_state(program), run_dir)
 
 
 def _next_target(program: Program, env_steps: int) -> int:
