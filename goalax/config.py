@@ -263,10 +263,15 @@ RESUMABLE_FIELDS = frozenset(
     }
 )
 
+#: Agent fields that may change on resume: the optimisers' learning rates. Adam's state (moments
+#: and count) has the same structure whatever the rate, so a run that diverged continues from
+#: its last good checkpoint with lower rates.
+RESUMABLE_AGENT_FIELDS = frozenset({"critic_lr", "actor_lr", "alpha_lr", "learning_rate"})
+
 
 def resumable_flags() -> str:
     """The flags a resumed run may change, as users type them (for messages and docs)."""
-    names = sorted(RESUMABLE_FIELDS - {"run_dir", "resume"})
+    names = sorted((RESUMABLE_FIELDS | RESUMABLE_AGENT_FIELDS) - {"run_dir", "resume"})
     return ", ".join("--" + n.replace("_", "-") for n in names)
 
 
@@ -275,10 +280,13 @@ def resume_conflicts(saved: TrainConfig, new: TrainConfig) -> list[str]:
     conflicts = []
     if saved.agent_name != new.agent_name:
         return [f"agent {saved.agent_name} -> {new.agent_name}"]
-    pairs = [(saved.run, new.run), (saved.agent, new.agent)]
-    for old, cur in pairs:
+    pairs = [
+        (saved.run, new.run, RESUMABLE_FIELDS),
+        (saved.agent, new.agent, RESUMABLE_AGENT_FIELDS),
+    ]
+    for old, cur, resumable in pairs:
         for f in dataclasses.fields(old):
-            if old is saved.run and f.name in RESUMABLE_FIELDS:
+            if f.name in resumable:
                 continue
             a, b = getattr(old, f.name), getattr(cur, f.name)
             if a != b:

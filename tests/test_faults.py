@@ -144,3 +144,23 @@ def test_resume_without_a_checkpoint_starts_again_from_step_0(copy_of, capfd):
     assert checkpoints(copy_of) == [str(EVERY), str(TOTAL)]
     pairs = scalars(copy_of)
     assert len(pairs) == len(set(pairs)), "a (tag, step) is logged twice"
+
+
+# --- 4. a diverged run continues with lower learning rates ---------------------------------------
+
+
+def test_a_diverged_run_continues_with_the_command_its_message_gives(copy_of, capfd):
+    huge = ["--critic-lr", "1e30", "--actor-lr", "1e30", "--alpha-lr", "1e30"]
+    capfd.readouterr()
+    assert main(resume_argv(copy_of, "--total-env-steps", str(TOTAL + EVERY), *huge)) == 1
+    err = one_error(capfd)
+    assert f"became non-finite (seed index 0) by env step {TOTAL + EVERY}" in err
+    assert f"the last good checkpoint is env step {TOTAL} in {copy_of}/checkpoints" in err
+    command = err.split("with lower learning rates: ")[1].split()
+    assert command[:4] == ["goalax", "train", "crl", "--resume"] and "--critic-lr" in command
+    assert checkpoints(copy_of) == [str(EVERY), str(TOTAL)]  # nothing of the chunk was saved
+    assert main([*command[1:], "--quiet"]) == 0
+    assert steps(copy_of) == [0, EVERY, TOTAL, TOTAL + EVERY]
+    with open(os.path.join(copy_of, "config.json")) as f:
+        agent = json.load(f)["agent"]
+    assert agent["critic_lr"] == agent["actor_lr"] == agent["alpha_lr"] == 3e-4

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -19,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from goalax.config import (
+    RESUMABLE_AGENT_FIELDS,
     ConfigError,
     TrainConfig,
     from_dict,
@@ -140,8 +142,23 @@ def _rows(state: TrainState, evals: dict, program: Program, wall: float, sps) ->
     return rows
 
 
+def lower_rates_command(config: TrainConfig, run_dir: str) -> str:
+    """The command that continues ``run_dir`` with lower learning rates: a tenth of each of the
+    agent's rates, at most its default (learning rates may change on resume)."""
+    flags = []
+    for f in dataclasses.fields(config.agent):
+        if f.name in RESUMABLE_AGENT_FIELDS:
+            lower = min(getattr(config.agent, f.name) / 10, f.default)
+            flags.append(f"--{f.name.replace('_', '-')} {lower:g}")
+    return " ".join(["goalax train", config.agent_name, "--resume", shlex.quote(run_dir), *flags])
+
+
 def _check_chunk_finite(
-    state: TrainState, env_steps: int, last_checkpoint: int | None, run_dir: str
+    config: TrainConfig,
+    state: TrainState,
+    env_steps: int,
+    last_checkpoint: int | None,
+    run_dir: str,
 ) -> None:
     """Stop at the first chunk whose losses are NaN/Inf, before anything of it is saved."""
     sums = jax.device_get(state.seeds.metric_sums)
@@ -150,15 +167,15 @@ def _check_chunk_finite(
         if not np.all(np.isfinite(values)):
             seed_index = int(np.argmin(np.isfinite(values)))
             where = (
-                f"the last good checkpoint is env step {last_checkpoint} in {run_dir}/checkpoints "
-                f"(resume with --resume {run_dir} after fixing the config)"
+                f"the last good checkpoint is env step {last_checkpoint} in {run_dir}/checkpoints"
                 if last_checkpoint is not None
                 else "no checkpoint was saved before it"
             )
+            again = "continue from it" if last_checkpoint is not None else "start again"
             raise TrainingDiverged(
                 f"train/{key} became non-finite (seed index {seed_index}) by env step "
-                f"{env_steps}; training stopped, {where}. Lower the learning rates or check the "
-                "config."
+                f"{env_steps}; training stopped, {where}. To {again} with lower learning "
+                f"rates: {lower_rates_command(config, run_dir)}"
             )
 
 
@@ -384,7 +401,7 @@ def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResul
                 env_steps = int(state.env_steps)  # blocks until the chunk is done
                 train_time += time.perf_counter() - t0
                 steps_since_row += env_steps - before
-                _check_chunk_finite(state, env_steps, last_saved, run_dir)
+                _check_chunk_finite(config, state, env_steps, last_saved, run_dir)
                 if env_steps // every == last_eval // every and env_steps < total:
                     reporter.progress(env_steps)
                     continue
