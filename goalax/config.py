@@ -7,12 +7,14 @@ sizes are computed by ``make_schedule`` into a separate object instead of mutati
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from goalax.agents.crl import CRLConfig
 from goalax.errors import ConfigError
+from goalax.fields import check_finite, check_types, flag
 
 __all__ = [
     "ConfigError",
@@ -105,6 +107,7 @@ def _fail(message: str) -> None:
 
 def validate(run: RunConfig) -> None:
     """Reject configurations that cannot run, each with one line saying what to change."""
+    check_finite(run)
     positive = {
         "--num-seeds": run.num_seeds,
         "--num-envs": run.num_envs,
@@ -115,19 +118,41 @@ def validate(run: RunConfig) -> None:
     }
     if run.buffer_size is not None:
         positive["--buffer-size"] = run.buffer_size
-    for flag, value in positive.items():
+    for name, value in positive.items():
         if value < 1:
-            _fail(f"{flag} must be a positive integer, got {value}")
+            _fail(f"{name} must be a positive integer, got {value}")
     if run.episode_length is not None and run.episode_length < 1:
         _fail(f"--episode-length must be a positive integer, got {run.episode_length}")
     if run.prefill_steps is not None and run.prefill_steps < 0:
         _fail(f"--prefill-steps must be >= 0, got {run.prefill_steps}")
     if run.eval_every is not None and run.eval_every < 1:
         _fail(f"--eval-every must be a positive number of env steps, got {run.eval_every}")
-    if run.total_env_steps > MAX_ENV_STEPS:
-        _fail(f"--total-env-steps must be at most {MAX_ENV_STEPS}, got {run.total_env_steps}")
+    _check_int32(run)
     if not (math.isfinite(run.utd_ratio) and run.utd_ratio > 0):
         _fail(f"--utd-ratio must be a positive number, got {run.utd_ratio}")
+
+
+def _check_int32(run: RunConfig) -> None:
+    """Sizes, counters and seeds become int32 on the device: a larger value overflows there (an
+    OverflowError traceback at best, wrapped counters at worst), so say the limit here."""
+    for f in dataclasses.fields(run):
+        value = getattr(run, f.name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_ENV_STEPS:
+            _fail(f"{flag(f.name)} must be at most {MAX_ENV_STEPS:,}, got {value:,}")
+    if run.seed + run.num_seeds - 1 > MAX_ENV_STEPS:
+        _fail(
+            f"--seed {run.seed} + --num-seeds {run.num_seeds} goes past {MAX_ENV_STEPS:,}, the "
+            "largest seed; lower --seed"
+        )
+    if run.seed < -(MAX_ENV_STEPS + 1):
+        _fail(f"--seed must be at least {-(MAX_ENV_STEPS + 1):,}, got {run.seed:,}")
+    per_iteration = run.num_envs * run.unroll_length
+    if per_iteration > MAX_ENV_STEPS:
+        _fail(
+            f"--num-envs {run.num_envs:,} x --unroll-length {run.unroll_length} = "
+            f"{per_iteration:,} env steps per iteration, more than the {MAX_ENV_STEPS:,} the "
+            "device's step counters hold; lower --num-envs or --unroll-length"
+        )
 
 
 def buffer_size(run: RunConfig) -> int:
@@ -157,6 +182,8 @@ def make_schedule(run: RunConfig, env_episode_length: int, uses_replay: bool = T
             f"steps of prefill leave none of --total-env-steps {run.total_env_steps} for "
             "training; raise --total-env-steps or lower --prefill-steps"
         )
+    if uses_replay:
+        _check_updates(run, steps_per_iteration)
     updates = max(1, round(run.utd_ratio * steps_per_iteration))
     # An interval past the budget means "at the start and the end": clamping keeps the
     # evaluation arithmetic inside int32.
@@ -170,6 +197,25 @@ def make_schedule(run: RunConfig, env_episode_length: int, uses_replay: bool = T
         num_iterations=math.ceil(run.total_env_steps / steps_per_iteration),
         prefill_env_steps=prefill,
     )
+
+
+def _check_updates(run: RunConfig, steps_per_iteration: int) -> None:
+    """The gradient steps of an iteration and of the whole run are int32 counters on the device."""
+    per_iteration = run.utd_ratio * steps_per_iteration
+    if per_iteration > MAX_ENV_STEPS:
+        _fail(
+            f"--utd-ratio {run.utd_ratio:g} asks for {per_iteration:.3g} gradient steps per "
+            f"iteration of {steps_per_iteration:,} env steps, more than the {MAX_ENV_STEPS:,} the "
+            "device's step counters hold; lower --utd-ratio"
+        )
+    iterations = math.ceil(run.total_env_steps / steps_per_iteration)
+    total = max(1, round(per_iteration)) * iterations
+    if total > MAX_ENV_STEPS:
+        _fail(
+            f"--utd-ratio {run.utd_ratio:g} over --total-env-steps {run.total_env_steps:,} adds up "
+            f"to {total:,} gradient steps, more than the {MAX_ENV_STEPS:,} the device's step "
+            "counters hold; lower --utd-ratio or --total-env-steps"
+        )
 
 
 def steps_to_evaluation(env_steps: Any, eval_every: int, num_envs: int) -> Any:
@@ -299,16 +345,31 @@ def to_dict(config: TrainConfig) -> dict:
     return dataclasses.asdict(config)
 
 
-def from_dict(data: dict) -> TrainConfig:
-    """Inverse of ``to_dict``; unknown keys are an error so a stale file is noticed."""
+def from_dict(data: dict, source: str = "config.json") -> TrainConfig:
+    """Inverse of ``to_dict``, for a file (``source``, named in errors) that may have been edited
+    by hand: unknown keys, missing sections and values of the wrong type are a ConfigError
+    naming the field, so a stale or mistyped file is noticed before anything runs."""
     from goalax import agents
 
-    try:
-        agent_name = data.get("agent_name", "crl")
-        return TrainConfig(
-            run=RunConfig(**data["run"]),
-            agent=agents.config_class(agent_name)(**data["agent"]),
-            agent_name=agent_name,
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must hold a JSON object with run and agent sections")
+    unknown = sorted(set(data) - {"run", "agent", "agent_name"})
+    if unknown:
+        raise ConfigError(f"{source} has unknown key(s) {', '.join(unknown)}; remove them")
+    missing = [key for key in ("run", "agent") if key not in data]
+    if missing:
+        raise ConfigError(
+            f"{source} has no {' or '.join(missing)} section; it does not describe a goalax run"
         )
-    except (KeyError, TypeError, ValueError) as err:
-        raise ConfigError(f"config.json does not describe a goalax run ({err})") from err
+    agent_name = data.get("agent_name", "crl")
+    if agent_name not in agents.names():
+        raise ConfigError(
+            f"{source}: agent_name must be one of {', '.join(agents.names())}, got "
+            f"{json.dumps(agent_name)}"
+        )
+    agent_class = agents.config_class(agent_name)
+    return TrainConfig(
+        run=RunConfig(**check_types(RunConfig, data["run"], f"{source}: run")),
+        agent=agent_class(**check_types(agent_class, data["agent"], f"{source}: agent")),
+        agent_name=agent_name,
+    )

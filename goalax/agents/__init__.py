@@ -7,6 +7,7 @@ import importlib
 from typing import Any
 
 from goalax.agents.base import Agent, SampleContext
+from goalax.fields import check_finite
 
 #: name -> (module, config class name). Modules are imported on first use.
 _REGISTRY: dict[str, tuple[str, str]] = {
@@ -34,7 +35,9 @@ def config_class(name: str) -> type:
 
 
 def make(name: str, config: Any, *, state_dim: int, goal_dim: int, action_dim: int) -> Agent:
-    """Build agent ``name`` for a task's sizes."""
+    """Build agent ``name`` for a task's sizes; every agent's floats must be finite (checked here,
+    once for all agents, before the agent's own range checks)."""
+    check_finite(config)
     return _module(name).make(config, state_dim=state_dim, goal_dim=goal_dim, action_dim=action_dim)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from goalax.fields import flag
+
 
 class SampleContext(NamedTuple):
     """What a batch sampler needs from the run and the task (built once by the loop)."""
@@ -35,11 +37,6 @@ class Agent(NamedTuple):
     #: ``(buffer, key, SampleContext) -> batch`` for replay agents; ``None``: on-policy.
     sample: Any = None
     grad_steps_per_update: int = 1  # gradient steps one ``update`` call takes
-
-
-def flag(name: str) -> str:
-    """The command-line spelling of a config field, for error messages."""
-    return "--" + name.replace("_", "-")
 
 
 #: Depth fields and the flag that makes that network residual (blocks of 4 layers).

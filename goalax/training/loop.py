@@ -19,6 +19,7 @@ from flax import struct
 from goalax import agents, envs
 from goalax import buffer as replay
 from goalax.config import (
+    MAX_ENV_STEPS,
     ConfigError,
     RunConfig,
     Schedule,
@@ -175,8 +176,19 @@ def num_updates(parts: Parts, budget: jax.Array, env_steps: jax.Array) -> jax.Ar
     if parts.sample_context is None:
         return (budget > 0).astype(jnp.int32)
     schedule = parts.schedule
-    updates = (budget * schedule.updates_per_iteration) // schedule.steps_per_iteration
-    return jnp.where(env_steps < schedule.prefill_env_steps, 0, updates)
+    return jnp.where(env_steps < schedule.prefill_env_steps, 0, _prorated_updates(schedule, budget))
+
+
+def _prorated_updates(schedule: Schedule, budget: jax.Array) -> jax.Array:
+    """``floor(budget * updates_per_iteration / steps_per_iteration)`` for ``budget`` in
+    ``[0, steps_per_iteration]`` without overflowing int32: past 2**31 (4,096 envs x 62 steps at
+    the default ratio) the product wrapped negative and such runs never updated. There a float32
+    ratio stands in, at most one update off in a cut-short iteration and exact for a whole one."""
+    per_iteration, steps = schedule.updates_per_iteration, schedule.steps_per_iteration
+    if per_iteration * steps <= MAX_ENV_STEPS:
+        return (budget * per_iteration) // steps
+    prorated = jnp.floor(budget.astype(jnp.float32) * (per_iteration / steps)).astype(jnp.int32)
+    return jnp.where(budget >= steps, per_iteration, jnp.minimum(prorated, per_iteration))
 
 
 def replay_updates(parts: Parts, seed: SeedState, buf, updates, key) -> tuple[Any, dict]:

@@ -243,7 +243,7 @@ def load_config(run_dir: str) -> TrainConfig:
             data = json.load(f)
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path} is not valid JSON ({err.msg}); the run cannot be read") from err
-    return resolve_defaults(from_dict(data))
+    return resolve_defaults(from_dict(data, path))
 
 
 def restore_state(program: Program, run_dir: str) -> TrainState:

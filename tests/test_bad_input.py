@@ -1,0 +1,192 @@
+"""The user's mistakes (issue 18): each gets one line ``goalax: error: ...`` on stderr, exit code
+2, no traceback, and nothing is written. In-process CLI calls: nothing here compiles."""
+
+import dataclasses
+import json
+import math
+
+import jax.numpy as jnp
+import pytest
+
+from goalax import agents
+from goalax.cli import main
+from goalax.config import MAX_ENV_STEPS, RunConfig, TrainConfig, from_dict, make_schedule, to_dict
+from goalax.errors import ConfigError
+from goalax.training import loop
+
+POINT = ["--env", "point", "--quiet"]
+
+
+def snapshot(path) -> dict[str, int | None]:
+    """Every path below ``path``, with its modification time for files: a write shows as a
+    change (a directory's own time changes with a lock taken and released, which is fine)."""
+    return {
+        str(p.relative_to(path)): p.stat().st_mtime_ns if p.is_file() else None
+        for p in path.rglob("*")
+    }
+
+
+def refused(argv: list[str], tmp_path, capfd, monkeypatch) -> str:
+    """Run ``goalax argv`` in ``tmp_path``; assert the one-line refusal and return it."""
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    code = main(argv)
+    captured = capfd.readouterr()
+    err = captured.err.strip()
+    assert code == 2, captured
+    assert len(err.splitlines()) == 1 and err.startswith("goalax: error:"), err
+    assert snapshot(tmp_path) == before  # no runs/ folder, no file created or touched
+    return err
+
+
+# Case 1: sizes past the device's int32 counters are refused with the limit.
+
+
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--num-envs", "100000000"], "6,200,000,000 env steps per iteration"),
+        (["--utd-ratio", "1e9"], "--utd-ratio 1e+09 asks for"),
+        (["--utd-ratio", "1e300"], "lower --utd-ratio"),
+        (["--utd-ratio", "1000", "--total-env-steps", "2000000000"], "gradient steps"),
+        (["--num-envs", "10000000000"], "--num-envs must be at most 2,147,483,647"),
+        (["--buffer-size", "100000000000"], "--buffer-size must be at most"),
+        (["--seed", "3000000000"], "--seed must be at most"),
+        (["--seed", str(MAX_ENV_STEPS), "--num-seeds", "2"], "lower --seed"),
+    ],
+)
+def test_sizes_past_int32_are_refused(flags, fragment, tmp_path, capfd, monkeypatch):
+    err = refused(["train", "crl", *POINT, *flags], tmp_path, capfd, monkeypatch)
+    assert fragment in err
+    assert f"{MAX_ENV_STEPS:,}" in err or "--seed" in err
+
+
+def test_updates_of_a_large_iteration_do_not_wrap():
+    """4,096 envs x 62 steps at the default ratio: budget x updates passes 2**31, which wrapped
+    to a negative update count (a run that never learned)."""
+    run = RunConfig(env="point", num_envs=4096, total_env_steps=10_000_000, prefill_steps=0)
+    schedule = make_schedule(run, env_episode_length=50)
+    steps, per_iteration = schedule.steps_per_iteration, schedule.updates_per_iteration
+    assert steps * per_iteration > MAX_ENV_STEPS
+    context = agents.SampleContext(256, 50, None)
+    parts = loop.Parts(run, None, None, schedule, context)
+    for budget in (steps, steps // 2, 4096, 1, 0):
+        got = int(loop.num_updates(parts, jnp.int32(budget), jnp.int32(0)))
+        assert abs(got - budget * per_iteration // steps) <= 1
+        assert 0 <= got <= per_iteration
+    assert int(loop.num_updates(parts, jnp.int32(steps), jnp.int32(0))) == per_iteration
+
+
+# Case 3: a hand-edited config.json: one line naming the file, the field and the type.
+
+
+def write_run(tmp_path, edit) -> str:
+    """A run directory whose config.json is a valid CRL point config changed by ``edit``."""
+    run_dir = tmp_path / "edited_run"
+    run_dir.mkdir()
+    data = to_dict(TrainConfig(run=RunConfig(env="point", num_envs=4, unroll_length=5)))
+    edit(data)
+    (run_dir / "config.json").write_text(json.dumps(data))
+    return str(run_dir)
+
+
+def set_key(section, key, value):
+    def edit(data):
+        if section is None:
+            data[key] = value
+        else:
+            data[section][key] = value
+
+    return edit
+
+
+def drop(key):
+    return lambda data: data.pop(key)
+
+
+EDITS = [
+    (set_key("run", "num_envs", "8"), 'run.num_envs must be an integer, got "8"'),
+    (set_key("run", "num_envs", 8.0), "run.num_envs must be an integer, got 8.0"),
+    (set_key("run", "num_envs", []), "run.num_envs must be an integer, got []"),
+    (set_key("run", "num_envs", True), "run.num_envs must be an integer, got true"),
+    (set_key("run", "episode_length", "50"), "run.episode_length must be an integer or null"),
+    (set_key("run", "quiet", 1), "run.quiet must be true or false, got 1"),
+    (set_key("run", "env", 3), "run.env must be a string"),
+    (set_key("agent", "critic_lr", "3e-4"), "agent.critic_lr must be a number"),
+    (set_key("agent", "energy", "l3"), 'agent.energy must be one of "l2"'),
+    (set_key("run", "no_such_field", 1), "unknown field(s) no_such_field"),
+    (set_key(None, "extra", 1), "unknown key(s) extra"),
+    (set_key(None, "agent_name", "foo"), 'agent_name must be one of crl, ppo, sac, td3, got "foo"'),
+    (set_key(None, "run", [1]), "run must be a JSON object"),
+    (drop("agent"), "has no agent section"),
+    (drop("run"), "has no run section"),
+]
+
+
+@pytest.mark.parametrize("command", ["resume", "eval"])
+@pytest.mark.parametrize("edit, fragment", EDITS)
+def test_edited_config_json_is_refused(command, edit, fragment, tmp_path, capfd, monkeypatch):
+    run_dir = write_run(tmp_path, edit)
+    argv = ["train", "crl", "--resume", run_dir] if command == "resume" else ["eval", run_dir]
+    err = refused(argv, tmp_path, capfd, monkeypatch)
+    assert f"{run_dir}/config.json" in err
+    assert fragment in err
+
+
+def test_config_json_round_trips_and_reads_integers_as_floats():
+    for name in agents.names():
+        config = TrainConfig(agent=agents.config_class(name)(), agent_name=name)
+        assert from_dict(to_dict(config)) == config
+    data = to_dict(TrainConfig())
+    data["agent"]["critic_lr"] = 1
+    loaded = from_dict(data)
+    assert isinstance(loaded.agent.critic_lr, float) and loaded.agent.critic_lr == 1.0
+    data["agent"]["critic_lr"] = 10**400
+    with pytest.raises(ConfigError, match="too large"):
+        from_dict(data)
+
+
+# Case 5: every float flag of every agent (and of the run) must be finite, refused up front.
+
+
+def float_flags() -> list[tuple[str, str]]:
+    """(agent, field) for every float field, found by introspection so new ones are covered."""
+    pairs = [("crl", f.name) for f in dataclasses.fields(RunConfig) if f.type == "float"]
+    for name in agents.names():
+        cls = agents.config_class(name)
+        pairs += [(name, f.name) for f in dataclasses.fields(cls) if isinstance(f.default, float)]
+    return pairs
+
+
+def test_float_flags_are_found():
+    found = set(float_flags())
+    assert ("crl", "utd_ratio") in found
+    expected = [("crl", "logsumexp_penalty"), ("crl", "critic_lr"), ("sac", "tau")]
+    expected += [("crl", "target_entropy_scale"), ("td3", "noise_clip"), ("ppo", "gae_lambda")]
+    assert set(expected) <= found
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("agent, field", float_flags())
+def test_non_finite_floats_are_refused(agent, field, value, tmp_path, capfd, monkeypatch):
+    option = "--" + field.replace("_", "-")
+    argv = ["train", agent, *POINT, f"{option}={value}"]
+    err = refused(argv, tmp_path, capfd, monkeypatch)
+    assert f"{option} must be a finite number, got {float(value)}" in err, err
+
+
+def test_non_finite_float_in_config_json_is_refused(tmp_path, capfd, monkeypatch):
+    """json reads NaN and Infinity: the check after loading catches them too."""
+    run_dir = write_run(tmp_path, set_key("agent", "critic_lr", math.inf))
+    err = refused(["train", "crl", "--resume", run_dir], tmp_path, capfd, monkeypatch)
+    assert "--critic-lr must be a finite number" in err
+
+
+@pytest.mark.parametrize(
+    "agent, flag",
+    [("crl", "--critic-lr"), ("crl", "--actor-lr"), ("crl", "--alpha-lr"), ("sac", "--alpha-lr")]
+    + [("td3", "--critic-lr"), ("td3", "--actor-lr"), ("ppo", "--learning-rate")],
+)
+def test_learning_rates_must_be_positive(agent, flag, tmp_path, capfd, monkeypatch):
+    err = refused(["train", agent, *POINT, f"{flag}=-0.001"], tmp_path, capfd, monkeypatch)
+    assert f"{flag} must be positive" in err
