@@ -190,3 +190,38 @@ def test_non_finite_float_in_config_json_is_refused(tmp_path, capfd, monkeypatch
 def test_learning_rates_must_be_positive(agent, flag, tmp_path, capfd, monkeypatch):
     err = refused(["train", agent, *POINT, f"{flag}=-0.001"], tmp_path, capfd, monkeypatch)
     assert f"{flag} must be positive" in err
+
+
+# Case 4: goalax plot --out in a format matplotlib cannot write.
+
+
+def metrics_run(root) -> str:
+    """A run directory holding just what ``goalax plot`` reads."""
+    run_dir = root / "runs" / "a"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps(to_dict(TrainConfig())))
+    rows = [{"env_steps": step, "seed": 0, "eval/success": 0.5} for step in (0, 100)]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(root / "runs")
+
+
+@pytest.mark.parametrize("out, fragment", [("x.txt", "has '.txt'"), ("x", "has no extension")])
+def test_plot_out_of_unknown_format_is_refused(out, fragment, tmp_path, capfd, monkeypatch):
+    runs = metrics_run(tmp_path)
+    err = refused(["plot", runs, "--out", out], tmp_path, capfd, monkeypatch)
+    assert fragment in err
+    assert all(f".{ext}" in err for ext in ("png", "pdf", "svg"))
+
+
+def test_plot_out_that_is_a_directory_is_refused(tmp_path, capfd, monkeypatch):
+    runs = metrics_run(tmp_path)
+    (tmp_path / "figures.png").mkdir()
+    err = refused(["plot", runs, "--out", "figures.png"], tmp_path, capfd, monkeypatch)
+    assert "is a directory" in err
+
+
+@pytest.mark.parametrize("ext", ["pdf", "svg"])
+def test_plot_writes_other_formats(ext, tmp_path, capfd, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["plot", metrics_run(tmp_path), "--out", f"curve.{ext}"]) == 0
+    assert (tmp_path / f"curve.{ext}").stat().st_size > 0

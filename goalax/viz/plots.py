@@ -211,8 +211,31 @@ def summarise_runs(
     return summaries
 
 
+def image_formats() -> list[str]:
+    """File extensions matplotlib can write (png, pdf, svg, ...), sorted."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return sorted(FigureCanvasBase.get_supported_filetypes())
+
+
+def check_out_path(out: str) -> None:
+    """Refuse an ``--out`` matplotlib cannot write before any run is read, naming the formats it
+    can (savefig would raise deep inside matplotlib, or silently add ``.png`` to a bare name)."""
+    extension = os.path.splitext(out)[1].lstrip(".").lower()
+    formats = image_formats()
+    if extension not in formats:
+        got = f"'.{extension}'" if extension else "no extension"
+        raise ConfigError(
+            f"--out {out} has {got}; name an image file ending in one of "
+            + ", ".join("." + f for f in formats)
+        )
+    if os.path.isdir(out):
+        raise ConfigError(f"--out {out} is a directory; name an image file, e.g. {out}/plot.png")
+
+
 def plot_curves(summaries: Sequence[GroupSummary], metric: str, out: str) -> None:
-    """Write a PNG of each group's mean curve with its shaded 95% CI."""
+    """Write an image (format from ``out``'s extension) of each group's mean curve with its
+    shaded 95% CI."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -228,8 +251,16 @@ def plot_curves(summaries: Sequence[GroupSummary], metric: str, out: str) -> Non
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    fig.savefig(out)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        fig.savefig(out)
+    except OSError as err:
+        raise ConfigError(
+            f"cannot write --out {out} ({err.strerror}); choose another path"
+        ) from err
+    except RuntimeError as err:  # a format whose tool is missing (.pgf needs a TeX install)
+        reason = str(err).splitlines()[0]
+        raise ConfigError(f"cannot write --out {out} ({reason}); choose another format") from err
 
 
 def format_table(summaries: Sequence[GroupSummary], metric: str) -> str:
@@ -251,11 +282,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", help="run directories or folders of runs")
     parser.add_argument("--metric", default="eval/success", help="metrics.jsonl column")
     parser.add_argument("--group-by", default=None, help="config field(s), e.g. energy,loss")
-    parser.add_argument("--out", default="plot.png", help="PNG file to write")
+    parser.add_argument(
+        "--out",
+        default="plot.png",
+        help="image file to write: .png, .pdf, .svg, ... (by extension)",
+    )
 
 
 def run_command(args: argparse.Namespace) -> str:
-    """Summarise, write the PNG and return the table of final values."""
+    """Summarise, write the image and return the table of final values."""
+    check_out_path(args.out)
     group_by = [g.strip() for g in (args.group_by or "").split(",") if g.strip()]
     summaries = summarise_runs(args.paths, args.metric, group_by)
     plot_curves(summaries, args.metric, args.out)
