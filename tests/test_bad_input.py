@@ -2,9 +2,14 @@
 2, no traceback, and nothing is written. In-process CLI calls: nothing here compiles."""
 
 import dataclasses
+import errno
 import json
 import math
+import os
+import tempfile
+import time
 
+import jax
 import jax.numpy as jnp
 import pytest
 
@@ -12,7 +17,7 @@ from goalax import agents
 from goalax.cli import main
 from goalax.config import MAX_ENV_STEPS, RunConfig, TrainConfig, from_dict, make_schedule, to_dict
 from goalax.errors import ConfigError
-from goalax.training import loop
+from goalax.training import loop, preflight
 
 POINT = ["--env", "point", "--quiet"]
 
@@ -225,3 +230,93 @@ def test_plot_writes_other_formats(ext, tmp_path, capfd, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["plot", metrics_run(tmp_path), "--out", f"curve.{ext}"]) == 0
     assert (tmp_path / f"curve.{ext}").stat().st_size > 0
+
+
+# Case 2: --resume of a run directory that does not take writes.
+
+
+def read_only_below(monkeypatch, run_dir: str, errnum: int = errno.EROFS) -> None:
+    """Make file creation under ``run_dir`` fail as on a read-only mount (permission bits do not
+    stop root, so the tests fail the call instead)."""
+    mkstemp = tempfile.mkstemp
+
+    def refuse(*args, dir=None, **kwargs):
+        if dir is not None and os.path.abspath(dir).startswith(os.path.abspath(run_dir)):
+            raise OSError(errnum, os.strerror(errnum))
+        return mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+
+
+@pytest.mark.parametrize("where", ["run_dir", "checkpoints"])
+def test_resume_of_a_read_only_run_dir_is_refused(where, tmp_path, capfd, monkeypatch):
+    run_dir = write_run(tmp_path, lambda data: None)
+    os.mkdir(os.path.join(run_dir, "checkpoints"))
+    blocked = run_dir if where == "run_dir" else os.path.join(run_dir, "checkpoints")
+    read_only_below(monkeypatch, blocked)
+    err = refused(["train", "crl", "--resume", run_dir], tmp_path, capfd, monkeypatch)
+    assert f"run directory {run_dir} is not writable ({blocked}: Read-only file system)" in err
+    assert "resume the copy" in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through permission bits")
+def test_resume_of_a_directory_without_write_permission_is_refused(tmp_path, capfd, monkeypatch):
+    run_dir = write_run(tmp_path, lambda data: None)
+    os.chmod(run_dir, 0o555)
+    try:
+        err = refused(["train", "crl", "--resume", run_dir], tmp_path, capfd, monkeypatch)
+    finally:
+        os.chmod(run_dir, 0o755)
+    assert "is not writable" in err and "Permission denied" in err
+
+
+def test_writable_run_dir_passes_and_keeps_no_probe(tmp_path):
+    preflight.check_writable(str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+# Case 6: a training state that cannot fit in memory is refused with its size, before anything
+# is allocated or written.
+
+
+def test_memory_refusal_says_sizes_and_what_to_lower():
+    gib = 2**30
+    assert preflight.memory_refusal(5 * gib, 4 * gib, 10 * gib, "in host memory") is None
+    assert preflight.memory_refusal(5 * gib, 4 * gib, None, "in host memory") is None
+    text = preflight.memory_refusal(61.2 * gib, 60.1 * gib, int(21.3 * gib), "in host memory")
+    assert text == (
+        "the training state needs an estimated 61.2 GiB (replay buffer 60.1 GiB) but 21.3 GiB is "
+        "available in host memory; lower --num-envs, --buffer-size or --num-seeds"
+    )
+    # The state alone may use 90% of what is available; the program needs the rest.
+    assert preflight.memory_refusal(9.5 * gib, 0, 10 * gib, "on the device") is not None
+
+
+def test_state_estimate_is_the_allocated_state():
+    program = loop.build(TrainConfig(run=RunConfig(env="point", num_envs=4, num_seeds=2)))
+    total, replay = preflight.state_bytes(program)
+    state = loop.init_state(program)
+    leaves = jax.tree.leaves(state)
+    assert total == sum(leaf.nbytes for leaf in leaves)
+    assert 0 < replay == loop.buffer_bytes(state) < total
+
+
+@pytest.mark.parametrize("command", ["train", "resume"])
+def test_state_larger_than_available_memory_is_refused(command, tmp_path, capfd, monkeypatch):
+    monkeypatch.setattr(preflight, "available_memory", lambda devices: 2**20)
+    if command == "train":
+        argv = ["train", "crl", *POINT, "--num-envs", "64"]
+    else:
+        argv = ["train", "crl", "--resume", write_run(tmp_path, lambda data: None)]
+    err = refused(argv, tmp_path, capfd, monkeypatch)
+    assert "the training state needs an estimated" in err
+    assert "but 1.0 MiB is available in host memory; lower --num-envs" in err
+
+
+def test_a_million_envs_are_refused_fast(tmp_path, capfd, monkeypatch):
+    """A real refusal (the point task's buffer at 10,000 steps x 1,000,000 envs is 335 GiB):
+    measured from shapes, so it takes seconds instead of filling memory."""
+    start = time.perf_counter()
+    err = refused(["train", "crl", *POINT, "--num-envs", "1000000"], tmp_path, capfd, monkeypatch)
+    assert time.perf_counter() - start < 20
+    assert "needs an estimated 335.3 GiB (replay buffer 335.3 GiB)" in err

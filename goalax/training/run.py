@@ -31,7 +31,7 @@ from goalax.config import (
     to_dict,
 )
 from goalax.evaluate import METRICS
-from goalax.training import checkpoint, distributed, lock
+from goalax.training import checkpoint, distributed, lock, preflight
 from goalax.training.logging import (
     MetricsLogger,
     drop_events_after,
@@ -197,6 +197,7 @@ def train(config: TrainConfig) -> TrainResult:
         return resume(config)
     program = build(config)  # validates everything before anything is written
     check_traces(program)
+    preflight.check_memory(program)
     run_dir = config.run.run_dir or default_run_dir(config)
     primary = distributed.is_primary()
     if primary:
@@ -273,8 +274,11 @@ def resume(config: TrainConfig) -> TrainResult:
             f"only {resumable_flags()} may change"
         )
     primary = distributed.is_primary()
+    if primary:
+        preflight.check_writable(run_dir)
     with lock.hold(run_dir, enabled=primary):
         program = build(config)
+        preflight.check_memory(program)
         if primary:
             remove_partial_saves(run_dir)
         if not saved_steps(run_dir):
