@@ -25,8 +25,8 @@ MEMORY_FRACTION = 0.9
 
 def _write_probe(directory: str) -> None:
     """Create and remove a file in ``directory``; raises OSError when writes fail there (a real
-    write, not ``os.access``: root passes permission bits, and only a write meets a read-only
-    mount or a full disk as the run would)."""
+    write, not ``os.access``: root passes permission bits, and a real write meets a read-only
+    mount or a network file system's rules as the run would)."""
     fd, path = tempfile.mkstemp(prefix=".write-test-", dir=directory)
     os.close(fd)
     os.remove(path)
@@ -34,7 +34,7 @@ def _write_probe(directory: str) -> None:
 
 def check_writable(run_dir: str) -> None:
     """Raise ConfigError unless ``run_dir`` and the folders training writes in it take writes
-    (permission bits, a read-only mount, a full disk)."""
+    (permission bits, a read-only mount)."""
     folders = [run_dir] + [os.path.join(run_dir, name) for name in WRITTEN_SUBDIRS]
     for folder in folders:
         if not os.path.isdir(folder):
