@@ -24,7 +24,7 @@ import tyro
 
 from goalax import agents
 from goalax.config import ConfigError, RunConfig, TrainConfig
-from goalax.training import rollout
+from goalax.training import preflight, rollout
 from goalax.training.loop import buffer_bytes, build, compile_program, init_state, make_env
 
 
@@ -75,6 +75,7 @@ def _bench_training(config: TrainConfig, iterations: int) -> dict:
     # Prefill iterations take no updates: the timed iterations must be training ones.
     run = dataclasses.replace(config.run, prefill_steps=0)
     program = build(dataclasses.replace(config, run=run))
+    preflight.check_memory(program)
     state = init_state(program)
     steps = program.schedule.steps_per_iteration
     t0 = time.perf_counter()

@@ -313,10 +313,12 @@ def test_state_larger_than_available_memory_is_refused(command, tmp_path, capfd,
     assert "but 1.0 MiB is available in host memory; lower --num-envs" in err
 
 
-def test_a_million_envs_are_refused_fast(tmp_path, capfd, monkeypatch):
+@pytest.mark.parametrize("command", [["train", "crl"], ["bench"]])
+def test_a_million_envs_are_refused_fast(command, tmp_path, capfd, monkeypatch):
     """A real refusal (the point task's buffer at 10,000 steps x 1,000,000 envs is 335 GiB):
     measured from shapes, so it takes seconds instead of filling memory."""
     start = time.perf_counter()
-    err = refused(["train", "crl", *POINT, "--num-envs", "1000000"], tmp_path, capfd, monkeypatch)
+    argv = [*command, "--env", "point", "--num-envs", "1000000"]
+    err = refused(argv, tmp_path, capfd, monkeypatch)
     assert time.perf_counter() - start < 20
     assert "needs an estimated 335.3 GiB (replay buffer 335.3 GiB)" in err
