@@ -15,11 +15,9 @@ import sys
 from dataclasses import field
 from typing import Annotated
 
-import tyro
-
 from goalax import agents
-from goalax.config import RunConfig
 from goalax.errors import GoalaxBug
+from goalax.training import stops
 
 AGENTS = tuple(agents.names())
 COMMANDS = ("train", "envs", "bench", "eval", "render", "plot", "sweep")
@@ -65,6 +63,8 @@ def parse_flags(command: type, args: list[str], prog: str, default=None):
     import io
     import re
 
+    import tyro
+
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):
@@ -89,6 +89,10 @@ def parse_flags(command: type, args: list[str], prog: str, default=None):
 
 def _train_command(agent_name: str) -> type:
     """``goalax train AGENT`` flags: the run settings and that agent's config, flat."""
+    import tyro
+
+    from goalax.config import RunConfig  # imports jax: not before the stop handler is in place
+
     agent_config = agents.config_class(agent_name)
     return dataclasses.make_dataclass(
         f"Train{agent_name.upper()}",
@@ -164,6 +168,10 @@ def train_main(argv: list[str]) -> int:
         return _fail(str(err))
     config = TrainConfig(run=cmd.run, agent=cmd.agent, agent_name=agent_name)
     _setup_process()
+    requests = stops.installed()
+    if requests is not None and requests.signal is not None:
+        print(f"{requests.signal}: stopped before training started", file=sys.stderr)
+        return requests.exit_code()
     try:
         result = train(config)
     except ConfigError as err:
@@ -348,6 +356,13 @@ def main(argv: list[str] | None = None) -> int:
         print("  sweep AGENT --grid   train every combination of a grid of config values")
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
+    # training's stop handler goes first: a Ctrl-C during the heavy imports must not break them
+    with stops.routed(enabled=command == "train"):
+        return _run(command, rest)
+
+
+def _run(command: str, rest: list[str]) -> int:
+    """Run ``goalax COMMAND REST``; a defect of goalax or a Ctrl-C is one line too."""
     if command == "render":  # the OpenGL platform is fixed when mujoco is first imported
         _setup_rendering()
     _quiet_dependency_noise()
@@ -357,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"unknown command '{command}'; closest: {_closest(command, COMMANDS)}")
     try:
         return handlers[command](rest)
+    except KeyboardInterrupt:  # a second Ctrl-C during training, or one in another command
+        print("goalax: interrupted", file=sys.stderr)
+        return 130
     except GoalaxBug as err:
         if os.environ.get("GOALAX_DEBUG") == "1":
             raise

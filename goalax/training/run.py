@@ -8,10 +8,9 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import sys
-import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -31,7 +30,7 @@ from goalax.config import (
     to_dict,
 )
 from goalax.evaluate import METRICS
-from goalax.training import checkpoint, distributed, lock, preflight
+from goalax.training import checkpoint, distributed, lock, preflight, stops
 from goalax.training.logging import (
     MetricsLogger,
     drop_events_after,
@@ -99,22 +98,16 @@ def prepare_run_dir(path: str) -> str:
 
 
 @contextmanager
-def stop_requests():
-    """Turn SIGINT/SIGTERM into a flag checked between chunks, so a stop never lands mid-update."""
-    requested = {"signal": None}
-    if threading.current_thread() is not threading.main_thread():
-        yield requested
+def stop_requests() -> Iterator[stops.StopRequests]:
+    """SIGINT/SIGTERM as a flag checked before compiling and between chunks, so a stop never
+    lands mid-update: the CLI's handler if it installed one (it also saw the signals that came
+    before training), else one installed for the body."""
+    installed = stops.installed()
+    if installed is not None:
+        yield installed
         return
-
-    def handler(signum, _frame):
-        requested["signal"] = signal.Signals(signum).name
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield requested
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+    with stops.routed() as requests:
+        yield requests
 
 
 def _rows(state: TrainState, evals: dict, program: Program, wall: float, sps) -> list[dict]:
@@ -362,9 +355,10 @@ def describe_replay(program: Program, state: TrainState) -> str | None:
 
 def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResult:
     config = program.config
-    total = config.run.total_env_steps
     primary = distributed.is_primary()
-    reporter = Reporter(total, config.run.quiet or not primary, start=int(state.env_steps))
+    reporter = Reporter(
+        config.run.total_env_steps, config.run.quiet or not primary, start=int(state.env_steps)
+    )
     wandb_run = None
     if primary and config.run.wandb:
         wandb_run = open_wandb(config.run.wandb_project, run_dir, to_dict(config))
@@ -380,61 +374,98 @@ def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResul
     ckpt = checkpoint.manager(run_dir)
     all_rows: list[dict] = []
     last_saved = ckpt.latest_step()
-    every, last_eval = program.schedule.eval_every, int(state.env_steps)
     try:
         with stop_requests() as stop:
-            replay = describe_replay(program, state)
-            if replay:
-                reporter.message(replay)
-            compile_start = time.perf_counter()
-            chunk, evaluate, reset_metrics = compile_program(program, state)
-            reporter.message(
-                f"compiled in {time.perf_counter() - compile_start:.1f}s; run dir {run_dir}"
-            )
-            start = time.perf_counter()
-            train_time, steps_since_row = 0.0, 0
-            if int(state.env_steps) == 0:
-                rows = _rows(state, evaluate(state), program, 0.0, None)
-                logger.write(rows)
-                reporter.update(rows)
-                all_rows += rows
-            while int(state.env_steps) < total and stop["signal"] is None:
-                before = int(state.env_steps)
-                t0 = time.perf_counter()
-                state = chunk(state, jnp.int32(_next_target(program, before)))
-                env_steps = int(state.env_steps)  # blocks until the chunk is done
-                train_time += time.perf_counter() - t0
-                steps_since_row += env_steps - before
-                _check_chunk_finite(config, state, env_steps, last_saved, run_dir)
-                if env_steps // every == last_eval // every and env_steps < total:
-                    reporter.progress(env_steps)
-                    continue
-                last_eval = env_steps
-                sps = steps_since_row / train_time if train_time > 0 else None
-                rows = _rows(state, evaluate(state), program, time.perf_counter() - start, sps)
-                logger.write(rows)
-                all_rows += rows
-                reporter.update(rows)
-                state = reset_metrics(state)
-                checkpoint.save(ckpt, env_steps, state)
-                last_saved = env_steps
-                train_time, steps_since_row = 0.0, 0
-            if stop["signal"] is not None and last_saved != int(state.env_steps):
-                checkpoint.save(ckpt, int(state.env_steps), state)
-                last_saved = int(state.env_steps)
-            if stop["signal"] is not None:  # said even with --quiet: the run did not finish
-                print(
-                    f"{stop['signal']}: stopped with a checkpoint at env step {last_saved}; "
-                    f"continue with --resume {run_dir}",
-                    file=sys.stderr,
-                    flush=True,
+            if stop.signal is None:  # a stop that came first skips the compile too
+                state, last_saved = _run_chunks(
+                    program, state, run_dir, stop, logger, reporter, ckpt, all_rows
                 )
+            if stop.signal is not None:
+                last_saved = _save_on_stop(ckpt, state, last_saved)
+                print(_stop_line(stop.signal, last_saved, run_dir), file=sys.stderr, flush=True)
     finally:
         logger.close()
         ckpt.close()
         reporter.close()
     params = jax.device_get(state.seeds.agent.params)
-    return TrainResult(params, all_rows, run_dir, interrupted=stop["signal"])
+    return TrainResult(params, all_rows, run_dir, interrupted=stop.signal)
+
+
+def _run_chunks(
+    program: Program,
+    state: TrainState,
+    run_dir: str,
+    stop: stops.StopRequests,
+    logger: MetricsLogger,
+    reporter: Reporter,
+    ckpt,
+    all_rows: list[dict],
+) -> tuple[TrainState, int | None]:
+    """Compile, then train chunk by chunk until the budget or a stop request; each evaluation
+    appends its rows to ``all_rows`` and saves a checkpoint. Returns the state and the step of
+    the newest checkpoint."""
+    config = program.config
+    total = config.run.total_env_steps
+    last_saved = ckpt.latest_step()
+    every, last_eval = program.schedule.eval_every, int(state.env_steps)
+    replay = describe_replay(program, state)
+    if replay:
+        reporter.message(replay)
+    compile_start = time.perf_counter()
+    chunk, evaluate, reset_metrics = compile_program(program, state)
+    reporter.message(f"compiled in {time.perf_counter() - compile_start:.1f}s; run dir {run_dir}")
+    start = time.perf_counter()
+    train_time, steps_since_row = 0.0, 0
+    if int(state.env_steps) == 0 and stop.signal is None:
+        rows = _rows(state, evaluate(state), program, 0.0, None)
+        logger.write(rows)
+        reporter.update(rows)
+        all_rows += rows
+    while int(state.env_steps) < total and stop.signal is None:
+        before = int(state.env_steps)
+        t0 = time.perf_counter()
+        state = chunk(state, jnp.int32(_next_target(program, before)))
+        env_steps = int(state.env_steps)  # blocks until the chunk is done
+        train_time += time.perf_counter() - t0
+        steps_since_row += env_steps - before
+        _check_chunk_finite(config, state, env_steps, last_saved, run_dir)
+        if env_steps // every == last_eval // every and env_steps < total:
+            reporter.progress(env_steps)
+            continue
+        last_eval = env_steps
+        sps = steps_since_row / train_time if train_time > 0 else None
+        rows = _rows(state, evaluate(state), program, time.perf_counter() - start, sps)
+        logger.write(rows)
+        all_rows += rows
+        reporter.update(rows)
+        state = reset_metrics(state)
+        checkpoint.save(ckpt, env_steps, state)
+        last_saved = env_steps
+        train_time, steps_since_row = 0.0, 0
+    return state, last_saved
+
+
+def _save_on_stop(ckpt, state: TrainState, last_saved: int | None) -> int | None:
+    """Checkpoint what was trained since the newest checkpoint; an untrained state (a stop
+    before the first chunk) is not worth one: ``--resume`` starts such a run from step 0."""
+    env_steps = int(state.env_steps)
+    if env_steps == (last_saved or 0):
+        return last_saved
+    checkpoint.save(ckpt, env_steps, state)
+    return env_steps
+
+
+def _stop_line(signal_name: str, last_saved: int | None, run_dir: str) -> str:
+    """What a stopped run says on stderr, even with --quiet: the run did not finish."""
+    if last_saved is None:
+        return (
+            f"{signal_name}: stopped before the first checkpoint; start it again with "
+            f"--resume {run_dir}"
+        )
+    return (
+        f"{signal_name}: stopped with a checkpoint at env step {last_saved}; continue with "
+        f"--resume {run_dir}"
+    )
 
 
 def summarise(rows: list[dict]) -> str:
