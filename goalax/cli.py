@@ -16,7 +16,7 @@ from dataclasses import field
 from typing import Annotated
 
 from goalax import agents
-from goalax.errors import GoalaxBug
+from goalax.errors import GoalaxBug, NoSpaceLeft
 from goalax.training import stops
 
 AGENTS = tuple(agents.names())
@@ -176,7 +176,7 @@ def train_main(argv: list[str]) -> int:
         result = train(config)
     except ConfigError as err:
         return _fail(str(err))
-    except TrainingDiverged as err:
+    except (TrainingDiverged, NoSpaceLeft) as err:  # not bad input: exit 1
         _fail(str(err))
         return 1
     if result.interrupted:

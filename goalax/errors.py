@@ -6,7 +6,7 @@ configuration (``goalax.config`` re-exports it for the CLI and the training code
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "GoalaxBug"]
+__all__ = ["ConfigError", "GoalaxBug", "NoSpaceLeft"]
 
 
 class ConfigError(ValueError):
@@ -19,3 +19,9 @@ class GoalaxBug(RuntimeError):
     Raised where goalax could otherwise blame intact files (a checkpoint that was read, then
     mishandled); the CLI says so in one line and shows the traceback with ``GOALAX_DEBUG=1``.
     """
+
+
+class NoSpaceLeft(RuntimeError):
+    """The device holding a run directory filled up while goalax wrote it; the message says what
+    was being written, the newest intact checkpoint and how to go on (the CLI exits 1: not bad
+    input, and nothing the user typed needs to change)."""

@@ -43,7 +43,9 @@ def steps(run_dir, name="metrics.jsonl") -> list[int]:
 
 
 def checkpoints(run_dir) -> list[str]:
-    return sorted(os.listdir(os.path.join(run_dir, "checkpoints")))
+    """Every entry of the checkpoint folder, steps first in numeric order."""
+    names = os.listdir(os.path.join(run_dir, "checkpoints"))
+    return sorted(names, key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0, n))
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +221,37 @@ def test_sigterm_before_the_first_checkpoint_stops_and_the_run_resumes(tmp_path,
     total = max(saved, default=0) + EVERY
     assert main(resume_argv(run_dir, "--total-env-steps", str(total))) == 0
     assert steps(run_dir)[-1] == total
+
+
+# --- 3. a full disk -----------------------------------------------------------------------------
+
+
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_the_run_resumes(
+    copy_of, capfd, monkeypatch
+):
+    """Simulated: orbax's writer threads report ENOSPC as a ValueError quoting the OS error,
+    after creating the step's temporary folder (seen on a 4 MiB tmpfs, which a test cannot
+    mount without root)."""
+    from goalax.training import checkpoint
+
+    def full(mngr, step, **_):
+        partial = os.path.join(mngr.directory, f"{step}.orbax-checkpoint-tmp-1", "default")
+        os.makedirs(partial)
+        raise ValueError(
+            f'RESOURCE_EXHAUSTED: Error writing local file "{partial}/_sharding": Failed to '
+            "write 11963 bytes to file 16: No space left on device [os_error_code='28']"
+        )
+
+    monkeypatch.setattr(checkpoint.ocp.CheckpointManager, "save", full)
+    capfd.readouterr()
+    assert main(resume_argv(copy_of, "--total-env-steps", str(TOTAL + EVERY))) == 1
+    assert one_error(capfd) == (
+        f"goalax: error: no space left on device while writing checkpoint {TOTAL + EVERY} in "
+        f"{copy_of}; the newest intact checkpoint is {TOTAL}; free space and resume with "
+        f"--resume {copy_of}\n"
+    )
+    assert checkpoints(copy_of) == [str(EVERY), str(TOTAL)]  # no partial folder left
+    monkeypatch.undo()  # space is back
+    assert main(resume_argv(copy_of)) == 0
+    assert steps(copy_of) == [0, EVERY, TOTAL, TOTAL + EVERY]
+    assert checkpoints(copy_of) == [str(EVERY), str(TOTAL), str(TOTAL + EVERY)]

@@ -13,6 +13,7 @@ import gc
 import logging
 import os
 import re
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -84,9 +85,33 @@ def _with_empty(like: Any, restored: Any) -> Any:
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state: Any) -> None:
-    """Save ``state`` under ``step`` (env steps); durable when this returns."""
-    mngr.save(step, args=ocp.args.StandardSave(_without_empty(state)), force=True)
-    mngr.wait_until_finished()
+    """Save ``state`` under ``step`` (env steps); durable when this returns.
+
+    A save that fails (a full disk) leaves nothing behind: its temporary folder is removed and
+    what orbax, asyncio and absl report about it is held back (a dozen tracebacks from orbax's
+    writer threads); the error itself is raised for the caller to report in one line. The
+    previous checkpoints are never touched.
+    """
+    folder = os.fspath(mngr.directory)
+
+    def unretrieved(record: logging.LogRecord) -> bool:
+        return "exception was never retrieved" not in record.getMessage()
+
+    asyncio_log = logging.getLogger("asyncio")
+    asyncio_log.addFilter(unretrieved)
+    try:
+        with _notices_about_skipped(os.path.dirname(folder)) as failed:
+            try:
+                mngr.save(step, args=ocp.args.StandardSave(_without_empty(state)), force=True)
+                mngr.wait_until_finished()
+            except Exception:
+                failed.append(step)
+                for name in os.listdir(folder):
+                    if name.startswith(f"{step}.orbax-checkpoint-tmp"):
+                        shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+                raise
+    finally:
+        asyncio_log.removeFilter(unretrieved)
 
 
 def skip_all(like: Any) -> Any:

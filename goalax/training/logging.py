@@ -100,14 +100,21 @@ class MetricsLogger:
             writer.flush()
 
     def close(self) -> None:
+        """Close every sink, even when one cannot flush (a full device); the first such error
+        is raised once all are closed."""
         if not self.enabled:
             return
-        self._jsonl.close()
-        self._csv_file.close()
+        closers = [self._jsonl.close, self._csv_file.close, *(w.close for w in self._tb)]
         if self._wandb is not None:
-            self._wandb.finish()
-        for writer in self._tb:
-            writer.close()
+            closers.append(self._wandb.finish)
+        errors = []
+        for close in closers:
+            try:
+                close()
+            except OSError as err:
+                errors.append(err)
+        if errors:
+            raise errors[0]
 
 
 def event_records(path: str) -> Iterator[tuple[bytes, bytes]]:

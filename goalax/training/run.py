@@ -3,7 +3,9 @@ rows, checkpoints, progress, clean stops on SIGINT/SIGTERM and on non-finite los
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import json
 import os
 import shlex
@@ -29,6 +31,7 @@ from goalax.config import (
     steps_to_evaluation,
     to_dict,
 )
+from goalax.errors import NoSpaceLeft
 from goalax.evaluate import METRICS
 from goalax.training import checkpoint, distributed, lock, preflight, stops
 from goalax.training.logging import (
@@ -197,7 +200,8 @@ def train(config: TrainConfig) -> TrainResult:
         prepare_run_dir(run_dir)
     with lock.hold(run_dir, enabled=primary):
         if primary:
-            _write_config(config, run_dir)
+            with _disk_space(run_dir, "config.json"):
+                _write_config(config, run_dir)
         distributed.barrier("run-dir")
         state = init_state(program)
         return _train_loop(program, state, run_dir)
@@ -284,10 +288,48 @@ def resume(config: TrainConfig) -> TrainResult:
                 "env steps; raise it to continue"
             )
         if primary:
-            _truncate_metrics(run_dir, step, program.agent.metric_names)
-            _write_config(config, run_dir)
+            with _disk_space(run_dir, "metrics.jsonl, metrics.csv and config.json"):
+                _truncate_metrics(run_dir, step, program.agent.metric_names)
+                _write_config(config, run_dir)
         distributed.barrier("resume")
         return _train_loop(program, state, run_dir)
+
+
+def _no_space(err: BaseException | None) -> bool:
+    """Whether ``err`` or an error it came from is a full device (orbax's writers report it as
+    a ValueError that quotes the OS error)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+@contextmanager
+def _disk_space(run_dir: str, what: str) -> Iterator[None]:
+    """Turn a full device while the body writes ``what`` into NoSpaceLeft: one line that names
+    the newest intact checkpoint and the command that continues once there is space."""
+    try:
+        yield
+    except NoSpaceLeft:
+        raise
+    except Exception as err:
+        if not _no_space(err):
+            raise
+        steps = saved_steps(run_dir)
+        newest = (
+            f"the newest intact checkpoint is {steps[-1]}"
+            if steps
+            else "there is no checkpoint yet (resuming starts it again from env step 0)"
+        )
+        raise NoSpaceLeft(
+            f"no space left on device while writing {what} in {run_dir}; {newest}; free space "
+            f"and resume with --resume {run_dir}"
+        ) from err
 
 
 def saved_steps(run_dir: str) -> list[int]:
@@ -317,9 +359,10 @@ def _restart(program: Program, run_dir: str) -> TrainResult:
             file=sys.stderr,
             flush=True,
         )
-        _truncate_metrics(run_dir, -1, program.agent.metric_names)
-        drop_events_after(os.path.join(run_dir, "tb"), -1)
-        _write_config(program.config, run_dir)
+        with _disk_space(run_dir, "metrics.jsonl, metrics.csv and config.json"):
+            _truncate_metrics(run_dir, -1, program.agent.metric_names)
+            drop_events_after(os.path.join(run_dir, "tb"), -1)
+            _write_config(program.config, run_dir)
     distributed.barrier("restart")
     return _train_loop(program, init_state(program), run_dir)
 
@@ -362,15 +405,16 @@ def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResul
     wandb_run = None
     if primary and config.run.wandb:
         wandb_run = open_wandb(config.run.wandb_project, run_dir, to_dict(config))
-    logger = MetricsLogger(
-        run_dir,
-        columns(program.agent.metric_names),
-        config.run.num_seeds,
-        tensorboard=True,
-        enabled=primary,
-        wandb_run=wandb_run,
-        resume_step=int(state.env_steps) if config.run.resume else None,
-    )
+    with _disk_space(run_dir, "metrics.jsonl, metrics.csv and the TensorBoard files"):
+        logger = MetricsLogger(
+            run_dir,
+            columns(program.agent.metric_names),
+            config.run.num_seeds,
+            tensorboard=True,
+            enabled=primary,
+            wandb_run=wandb_run,
+            resume_step=int(state.env_steps) if config.run.resume else None,
+        )
     ckpt = checkpoint.manager(run_dir)
     all_rows: list[dict] = []
     last_saved = ckpt.latest_step()
@@ -381,12 +425,14 @@ def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResul
                     program, state, run_dir, stop, logger, reporter, ckpt, all_rows
                 )
             if stop.signal is not None:
-                last_saved = _save_on_stop(ckpt, state, last_saved)
+                with _disk_space(run_dir, f"checkpoint {int(state.env_steps)}"):
+                    last_saved = _save_on_stop(ckpt, state, last_saved)
                 print(_stop_line(stop.signal, last_saved, run_dir), file=sys.stderr, flush=True)
-    finally:
-        logger.close()
-        ckpt.close()
-        reporter.close()
+    except BaseException:
+        _close(logger, ckpt, reporter, quietly=True)
+        raise
+    with _disk_space(run_dir, "metrics.jsonl, metrics.csv and the TensorBoard files"):
+        _close(logger, ckpt, reporter)
     params = jax.device_get(state.seeds.agent.params)
     return TrainResult(params, all_rows, run_dir, interrupted=stop.signal)
 
@@ -418,7 +464,8 @@ def _run_chunks(
     train_time, steps_since_row = 0.0, 0
     if int(state.env_steps) == 0 and stop.signal is None:
         rows = _rows(state, evaluate(state), program, 0.0, None)
-        logger.write(rows)
+        with _disk_space(run_dir, "the metrics rows of env step 0"):
+            logger.write(rows)
         reporter.update(rows)
         all_rows += rows
     while int(state.env_steps) < total and stop.signal is None:
@@ -435,14 +482,25 @@ def _run_chunks(
         last_eval = env_steps
         sps = steps_since_row / train_time if train_time > 0 else None
         rows = _rows(state, evaluate(state), program, time.perf_counter() - start, sps)
-        logger.write(rows)
+        with _disk_space(run_dir, f"the metrics rows of env step {env_steps}"):
+            logger.write(rows)
         all_rows += rows
         reporter.update(rows)
         state = reset_metrics(state)
-        checkpoint.save(ckpt, env_steps, state)
+        with _disk_space(run_dir, f"checkpoint {env_steps}"):
+            checkpoint.save(ckpt, env_steps, state)
         last_saved = env_steps
         train_time, steps_since_row = 0.0, 0
     return state, last_saved
+
+
+def _close(logger: MetricsLogger, ckpt, reporter: Reporter, quietly: bool = False) -> None:
+    """Close the run's writers; ``quietly`` while an error is on its way, which a second one
+    from flushing to a full device would hide."""
+    with contextlib.suppress(OSError) if quietly else contextlib.nullcontext():
+        logger.close()
+    ckpt.close()
+    reporter.close()
 
 
 def _save_on_stop(ckpt, state: TrainState, last_saved: int | None) -> int | None:
