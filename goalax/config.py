@@ -225,9 +225,11 @@ def steps_to_evaluation(env_steps: Any, eval_every: int, num_envs: int) -> Any:
     (every env steps together), so rows read 10,000, 20,000, ... whenever ``eval_every`` is a
     multiple of ``num_envs``. Training iterations are cut there, which makes iteration
     boundaries, and with them the whole run, independent of where a run was stopped and resumed.
+    The points are fixed multiples of ``num_envs``, not offsets from ``env_steps``: a run resumed
+    from a budget that was not one (1,003 steps of 8 envs) evaluates at 1,200 again, not 1,203.
     """
-    remaining = eval_every - env_steps % eval_every
-    return -(-remaining // num_envs) * num_envs
+    next_multiple = (env_steps // eval_every + 1) * eval_every
+    return -(-next_multiple // num_envs) * num_envs - env_steps
 
 
 def _check_replay(run: RunConfig, capacity: int, rows: int, episode_length: int) -> None:

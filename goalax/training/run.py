@@ -38,6 +38,7 @@ from goalax.training.logging import (
     MetricsLogger,
     drop_events_after,
     open_wandb,
+    read_jsonl,
     rewrite_metrics,
 )
 from goalax.training.loop import (
@@ -249,6 +250,11 @@ def restore_state(program: Program, run_dir: str) -> TrainState:
     from: newer unreadable checkpoints are set aside (the resumed run saves those steps again)."""
     like = jax.eval_shape(program.init, seed_keys(program.config))
     _, state = checkpoint.restore_run(run_dir, like, set_aside=True)
+    if program.mesh is None:
+        # orbax returns arrays committed to a device; a fresh state's are not, and the lowered
+        # program records the difference, so a resume missed the compilation cache of the run
+        # it continues and compiled its chunk again. Uncommitted copies compile to the same key.
+        state = jax.tree.map(lambda x: jax.device_put(np.asarray(x)), state)
     return place(program, state)
 
 
@@ -396,8 +402,25 @@ def describe_replay(program: Program, state: TrainState) -> str | None:
     return text
 
 
+def _nothing_to_train(program: Program, state: TrainState, run_dir: str) -> TrainResult:
+    """A resumed run already at its budget (README's ``--resume`` of a finished run): nothing is
+    compiled or written; the result holds the rows of its last evaluation for the summary."""
+    run, step = program.config.run, int(state.env_steps)
+    if distributed.is_primary() and not run.quiet:
+        print(
+            f"{run_dir} is already at --total-env-steps {run.total_env_steps:,}: nothing to "
+            "train (pass a larger --total-env-steps to continue it)",
+            flush=True,
+        )
+    path = os.path.join(run_dir, "metrics.jsonl")
+    rows = [r for r in read_jsonl(path) if r["env_steps"] == step] if os.path.exists(path) else []
+    return TrainResult(jax.device_get(state.seeds.agent.params), rows, run_dir, interrupted=None)
+
+
 def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResult:
     config = program.config
+    if config.run.resume and int(state.env_steps) >= config.run.total_env_steps:
+        return _nothing_to_train(program, state, run_dir)
     primary = distributed.is_primary()
     reporter = Reporter(
         config.run.total_env_steps, config.run.quiet or not primary, start=int(state.env_steps)
@@ -528,6 +551,8 @@ def _stop_line(signal_name: str, last_saved: int | None, run_dir: str) -> str:
 
 def summarise(rows: list[dict]) -> str:
     """One line about the final evaluation (mean over seeds)."""
+    if not rows:
+        return "no evaluation rows"
     final_step = max(r["env_steps"] for r in rows)
     final = [r for r in rows if r["env_steps"] == final_step]
     success = np.mean([r["eval/success"] for r in final])
