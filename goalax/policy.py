@@ -30,6 +30,16 @@ class LoadedRun:
         return self._act(params, obs, key, deterministic)
 
 
+def params_only(like: Any) -> Any:
+    """The restore target of a policy: a training state's agent params and step counter, every
+    other leaf ``checkpoint.SKIP`` (never read)."""
+    from goalax.training import checkpoint
+
+    skip = checkpoint.skip_all(like)
+    agent = skip.seeds.agent.replace(params=like.seeds.agent.params)
+    return skip.replace(seeds=skip.seeds.replace(agent=agent), env_steps=like.env_steps)
+
+
 def load(run_dir: str) -> LoadedRun:
     """Load the agent params of the newest intact checkpoint of ``run_dir``.
 
@@ -43,10 +53,7 @@ def load(run_dir: str) -> LoadedRun:
     config = load_config(run_dir)
     program = build(config)
     like = jax.eval_shape(program.init, seed_keys(config))
-    skip = checkpoint.skip_all(like)
-    agent = skip.seeds.agent.replace(params=like.seeds.agent.params)
-    wanted = skip.replace(seeds=skip.seeds.replace(agent=agent), env_steps=like.env_steps)
-    _, state = checkpoint.restore_run(run_dir, wanted)
+    _, state = checkpoint.restore_run(run_dir, params_only(like))
     return LoadedRun(
         config=config,
         env=program.env,

@@ -21,6 +21,7 @@ import goalax
 from goalax.agents.crl import CRLConfig
 from goalax.cli import main
 from goalax.config import ConfigError
+from goalax.errors import GoalaxBug
 from goalax.training import checkpoint
 from goalax.training.loop import build
 from goalax.training.run import TrainingDiverged, load_config, restore_state
@@ -181,12 +182,38 @@ def test_load_and_eval_skip_a_damaged_latest_checkpoint(copy_of, capfd):
 def test_no_intact_checkpoint_is_one_clear_error(copy_of, capfd):
     damage(copy_of, 400)
     damage(copy_of, 800)
-    with pytest.raises(ConfigError, match="checkpoints in .* cannot be read \\(ValueError\\)"):
+    with pytest.raises(
+        ConfigError, match="checkpoints 800, 400 in .* cannot be read \\(ValueError\\)"
+    ):
         goalax.load(copy_of)
     capfd.readouterr()
     assert main(["eval", copy_of]) == 2
     err = capfd.readouterr().err
-    assert len(err.splitlines()) == 1 and err.startswith("goalax: error: the checkpoints"), err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("goalax: error: checkpoints 800, 400 in"), err
+
+
+def test_a_restore_failure_in_goalax_blames_goalax(copy_of, capfd, monkeypatch):
+    """Intact files and a defect in goalax's own restore code: the line says so (exit 1), names
+    no file as damaged, and GOALAX_DEBUG=1 shows the traceback instead."""
+
+    def broken(like, restored):
+        raise KeyError("a defect")
+
+    monkeypatch.setattr(checkpoint, "_with_empty", broken)
+    capfd.readouterr()
+    assert main(["eval", copy_of, "--episodes", "2"]) == 1
+    err = capfd.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("goalax: error: internal error: checkpoint 800 was read, then goalax"), (
+        err
+    )
+    assert "not in your input or files" in err and "GOALAX_DEBUG=1" in err
+    assert "cannot be read" not in err
+    monkeypatch.setenv("GOALAX_DEBUG", "1")
+    with pytest.raises(GoalaxBug):
+        main(["eval", copy_of, "--episodes", "2"])
+    assert checkpoints(copy_of) == [400, 800]
 
 
 def test_tensorboard_holds_each_step_once_after_a_crash(copy_of):
@@ -227,7 +254,8 @@ def test_load_reads_the_params_and_never_the_buffer(two_checkpoints, copy_of, mo
     (state,) = restored
     assert all(leaf is checkpoint.SKIP for leaf in jax.tree.leaves(state.seeds.buffer))
     assert all(leaf is checkpoint.SKIP for leaf in jax.tree.leaves(state.seeds.env))
-    with pytest.raises(ConfigError, match="cannot be read"):  # what a full restore would do
+    # what a full restore would do: intact files, told apart from damaged ones
+    with pytest.raises(ConfigError, match="hold another training state .*put back the run's"):
         restore_state(build(load_config(copy_of)), copy_of)
 
 

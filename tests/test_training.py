@@ -5,6 +5,7 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -223,3 +224,28 @@ def test_default_run_directory_gets_the_final_checkpoint(tmp_path, monkeypatch):
     assert os.path.basename(result.run_dir).startswith("crl-point-s0-")
     assert max(map(int, os.listdir(os.path.join(run_dir, "checkpoints")))) == 437
     assert goalax.load(run_dir).env.state_dim == 4
+
+
+@pytest.mark.parametrize("name", ["point", "ant"])
+def test_transition_example_is_the_layout_collect_records(name):
+    """The initial replay buffer is sized from ``transition_example`` (no env step traced); it
+    must be exactly one step of what ``collect`` records, for every field an agent can ask for."""
+    from goalax.training import rollout
+
+    env = goalax.envs.make(name, episode_length=5)
+    fields = tuple(rollout.TRANSITION_SHAPES)
+
+    def one_step(key):
+        carry = rollout.reset(env, key, 3)
+        act = lambda obs, _: jnp.zeros(obs.shape[:-1] + (env.action_size,))
+        _, transitions, _ = rollout.collect(
+            env, act, carry, key, unroll_length=1, episode_length=5, budget=jnp.int32(3),
+            fields=fields,
+        )  # fmt: skip
+        return jax.tree.map(lambda x: x[0], transitions)
+
+    recorded = jax.eval_shape(one_step, jax.random.PRNGKey(0))
+    example = jax.eval_shape(lambda: rollout.transition_example(env, fields, 3))
+    assert jax.tree.map(lambda x: (x.shape, x.dtype), example) == jax.tree.map(
+        lambda x: (x.shape, x.dtype), recorded
+    )

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import logging
 import os
+import pathlib
 import re
 import shutil
 import sys
@@ -168,11 +169,17 @@ class Failure(NamedTuple):
     mismatch: str | None = None
 
 
+def saved_layout(mngr: ocp.CheckpointManager, step: int) -> dict[str, tuple[tuple[int, ...], str]]:
+    """``layout`` of what checkpoint ``step`` holds, from orbax's metadata file alone."""
+    folder = pathlib.Path(mngr.directory) / str(step) / "default"
+    return layout(ocp.StandardCheckpointHandler().metadata(folder).tree)
+
+
 def _diagnose(mngr: ocp.CheckpointManager, step: int, target: Any, err: Exception) -> Failure:
     """Tell a damaged checkpoint (its metadata or data do not read) from an intact one written
     for another state layout (config.json edited, another goalax version)."""
     try:
-        saved = layout(mngr.item_metadata(step).tree)
+        saved = saved_layout(mngr, step)
     except Exception:  # metadata itself unreadable: damaged
         return Failure(step, type(err).__name__)
     return Failure(step, type(err).__name__, layout_difference(saved, layout(target)))
@@ -242,9 +249,10 @@ def restore_run(run_dir: str, like: Any, set_aside: bool = False) -> tuple[int, 
             raise ConfigError(f"{run_dir} has no checkpoint to restore") from err
         except UnreadableCheckpoints as err:
             skipped += [f.step for f in err.failures]
+            damaged = any(f.mismatch is None for f in err.failures)
+            advice = "resume from an intact copy" if damaged else "put back the run's config.json"
             raise ConfigError(
-                f"{describe_failures(run_dir, err.failures)}; resume from an intact copy or "
-                "start a new run"
+                f"{describe_failures(run_dir, err.failures)}; {advice} or start a new run"
             ) from err
         finally:
             mngr.close()

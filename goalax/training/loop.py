@@ -138,20 +138,11 @@ def init_seed(parts: Parts, key: jax.Array) -> SeedState:
     env, run, agent = parts.env, parts.run, parts.agent
     agent_key, env_key, train_key, eval_key = jax.random.split(key, 4)
     carry = rollout.reset(env, env_key, run.num_envs)
-    _, example, _ = rollout.collect(
-        env,
-        lambda obs, _: jnp.zeros(obs.shape[:-1] + (env.action_size,)),
-        carry,
-        env_key,
-        unroll_length=1,
-        episode_length=parts.schedule.episode_length,
-        budget=jnp.int32(0),
-        fields=agent.fields,
-    )
+    example = rollout.transition_example(env, agent.fields, run.num_envs)
     rows = parts.schedule.buffer_rows if parts.sample_context else 1
     return SeedState(
         agent=agent.init(agent_key),
-        buffer=replay.init(jax.tree.map(lambda x: x[0], example), rows),
+        buffer=replay.init(example, rows),
         env=carry,
         key=train_key,
         eval_key=eval_key,

@@ -38,6 +38,30 @@ def tree_where(mask: jax.Array, on_true: Any, on_false: Any) -> Any:
     return jax.tree.map(pick, on_true, on_false)
 
 
+#: Shape of one env step's value of each transition field ``collect`` can record (all float32).
+TRANSITION_SHAPES: dict[str, Callable[[GoalEnv], tuple[int, ...]]] = {
+    "state_obs": lambda env: (env.state_dim,),
+    "action": lambda env: (env.action_size,),
+    "next_goal": lambda env: (env.goal_dim,),
+    "next_state_obs": lambda env: (env.state_dim,),
+    "goal": lambda env: (env.goal_dim,),
+    "reward": lambda env: (),
+    "terminated": lambda env: (),
+    "truncated": lambda env: (),
+}
+
+
+def transition_example(
+    env: GoalEnv, fields: tuple[str, ...], num_envs: int
+) -> dict[str, jax.Array]:
+    """Zeros in the layout of one step of ``collect``'s transitions (leaves ``[num_envs, ...]``),
+    without tracing the physics: the replay buffer is sized from it, so building a run's initial
+    state traces no env step."""
+    return {
+        name: jnp.zeros((num_envs, *TRANSITION_SHAPES[name](env)), jnp.float32) for name in fields
+    }
+
+
 def reset(env: GoalEnv, key: jax.Array, num_envs: int) -> EnvCarry:
     state = jax.vmap(env.reset)(jax.random.split(key, num_envs))
     zeros = jnp.zeros((num_envs,), jnp.int32)
@@ -59,8 +83,8 @@ def collect(
 
     Only the first ``budget`` env steps (in order step-major, env-minor) take effect: the others
     leave their env untouched, so a run can end exactly on its env-step budget. Returns the new
-    carry, the transitions (the requested ``fields`` of ``agents.base.TRANSITION_FIELDS``, leaves
-    ``[T, E, ...]``) and their ``episode_id [T, E]``; rows with ``t >= budget // E`` are
+    carry, the transitions (the requested ``fields`` of ``TRANSITION_SHAPES``, leaves
+    ``[T, E, ...]``, float32) and their ``episode_id [T, E]``; rows with ``t >= budget // E`` are
     incomplete and must not be stored (the caller inserts ``budget // E`` rows).
     """
     num_envs = carry.steps.shape[0]
@@ -99,7 +123,7 @@ def collect(
             "terminated": lambda: terminated.astype(jnp.float32),
             "truncated": lambda: truncated.astype(jnp.float32),
         }
-        transition = {name: available[name]() for name in fields}
+        transition = {name: available[name]().astype(jnp.float32) for name in fields}
         return new_carry, (transition, carry.episode_id)
 
     steps_keys = jax.random.split(key, unroll_length)
