@@ -272,7 +272,9 @@ def resolve_defaults(config: TrainConfig) -> TrainConfig:
     """``config`` with the defaults that depend on the task and the agent filled in, so
     config.json records what the run used.
 
-    ``--total-env-steps``: the task's default budget. ``--prefill-steps``: the agent config's
+    ``--total-env-steps``: the task's default budget. ``--eval-every``: a tenth of the budget,
+    recorded so that a resume to a larger budget keeps the run's spacing of evaluations.
+    ``--prefill-steps``: the agent config's
     ``PREFILL_STEPS`` per env (CRL: the reference's 1,000), but at most an eighth of the budget
     per env: at the paper's 10M steps on 1024 envs that is the reference's 1,000, while a 200k-step
     reacher run still spends most of its budget training.
@@ -291,6 +293,8 @@ def resolve_defaults(config: TrainConfig) -> TrainConfig:
             cap = math.floor(PREFILL_MAX_FRACTION * run.total_env_steps / run.num_envs)
             per_env = min(per_env, cap)
         run = dataclasses.replace(run, prefill_steps=per_env)
+    if run.eval_every is None:
+        run = dataclasses.replace(run, eval_every=max(1, run.total_env_steps // 10))
     return dataclasses.replace(config, run=run)
 
 

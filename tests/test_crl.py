@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_envs import SMOKE_COMPILER_OPTIONS
 
 from goalax import contrastive
 from goalax.agents import crl
@@ -34,7 +35,6 @@ def _two_updates_each(pairs) -> None:
     batch = synthetic_batch(jax.random.PRNGKey(0))
     built = {pair: crl.make(tiny(energy=pair[0], loss=pair[1]), **SIZES) for pair in pairs}
 
-    @jax.jit
     def program(key):
         out = {}
         for pair, agent in built.items():
@@ -45,7 +45,9 @@ def _two_updates_each(pairs) -> None:
             out[pair] = (metrics, jnp.max(jnp.stack(jax.tree.leaves(moved))))
         return out
 
-    for (energy, loss), (metrics, moved) in jax.device_get(program(jax.random.PRNGKey(1))).items():
+    key = jax.random.PRNGKey(1)
+    compiled = jax.jit(program).lower(key).compile(compiler_options=SMOKE_COMPILER_OPTIONS)
+    for (energy, loss), (metrics, moved) in jax.device_get(compiled(key)).items():
         for name in crl.metric_names(tiny(loss=loss)):
             assert np.isfinite(float(metrics[name])), (energy, loss, name)
         assert float(moved) > 0.0, (energy, loss)
@@ -62,14 +64,14 @@ def test_every_energy_and_loss_gives_finite_critic_gradients():
         value, _ = contrastive.contrastive_loss(loss, logits)
         return value + 0.1 * contrastive.logsumexp_penalty(logits)
 
-    @jax.jit
     def all_pairs(phi, psi):
         return {
             (energy, loss): jax.value_and_grad(objective, argnums=(0, 1))(phi, psi, energy, loss)
             for energy, loss in itertools.product(ENERGIES, LOSSES)
         }
 
-    results = jax.device_get(all_pairs(phi, psi))
+    compiled = jax.jit(all_pairs).lower(phi, psi).compile(compiler_options=SMOKE_COMPILER_OPTIONS)
+    results = jax.device_get(compiled(phi, psi))
     assert len(results) == len(ENERGIES) * len(LOSSES) == 45
     for (energy, loss), (value, grads) in results.items():
         assert np.isfinite(float(value)), (energy, loss)

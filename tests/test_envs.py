@@ -25,6 +25,15 @@ from goalax.envs.point_maze import BALL_RADIUS, PointMaze
 N_ENVS, N_STEPS, N_RESETS = 8, 100, 16
 METRICS = ("dist", "success", "success_easy")
 CORE_TASKS = ("point", "reacher", "simple_big_maze", "simple_hardest_maze", "simple_u_maze")
+#: Tasks whose contract runs in the default suite: one of every env class and backend (the
+#: mazes' layouts share one class, ``ant_ball_u_maze`` is the ball and the maze together). Each
+#: other task's contract compiles a program of its own (5-25 s on the 2-core CPU) and runs under
+#: ``-m slow``; the static attributes of every task are checked without compiling
+#: (``test_attributes_match_spec``).
+DEFAULT_SUITE_TASKS = frozenset(
+    {"point", "reacher", "simple_u_maze", "ant", "ant_ball_u_maze", "ant_push", "humanoid"}
+    | {"cheetah", "pusher2"}
+)
 #: Names that are aliases of another task (same constructor and arguments): not compiled again.
 ALIASES = {"ant_ball_maze": "ant_ball_u_maze"}
 #: Smoke programs skip LLVM's expensive optimisations. Measured on the 2-core CPU (one process,
@@ -110,10 +119,15 @@ def compile_task(name: str) -> dict:
 
 
 def task_params(names) -> list:
-    return [name for name in names if name not in ALIASES]
+    """``names`` without aliases, those outside ``DEFAULT_SUITE_TASKS`` marked ``slow``."""
+    return [
+        name if name in DEFAULT_SUITE_TASKS else pytest.param(name, marks=pytest.mark.slow)
+        for name in names
+        if name not in ALIASES
+    ]
 
 
-@pytest.fixture(scope="module", params=CORE_TASKS)
+@pytest.fixture(scope="module", params=task_params(CORE_TASKS))
 def task(request):
     return compile_task(request.param)
 
@@ -160,11 +174,11 @@ EXPECTED = {
 }
 
 
-def test_attributes_match_spec(task):
-    env, spec = task["env"], envs.spec(task["name"])
-    state_dim, goal_indices, action_size, threshold, episode_length, backend = EXPECTED[
-        task["name"]
-    ]
+@pytest.mark.parametrize("name", envs.names())
+def test_attributes_match_spec(name):
+    """Every task, the default suite included: building an env compiles nothing."""
+    env, spec = envs.make(name), envs.spec(name)
+    state_dim, goal_indices, action_size, threshold, episode_length, backend = EXPECTED[name]
     assert (env.state_dim, tuple(env.goal_indices), env.action_size) == (
         state_dim,
         goal_indices,
@@ -180,7 +194,7 @@ def test_attributes_match_spec(task):
     assert all(0 <= i < env.state_dim for i in env.goal_indices)
     assert env.action_size == spec.action_size
     assert 0 < env.goal_threshold < env.success_easy_threshold
-    if env.goal_threshold == 0.5 and task["name"] not in CORE_TASKS:
+    if env.goal_threshold == 0.5 and name not in CORE_TASKS:
         # Locomotion: success_easy at 2.0 as in the predecessor (the point mazes use 1.0).
         assert env.success_easy_threshold == 2.0
     assert (env.episode_length, env.backend) == (spec.episode_length, spec.backend)
@@ -366,7 +380,6 @@ def test_with_goal_swaps_goal_and_moves_reacher_target(task):
 
 #: The contract tests, for the family files to import.
 CONTRACT_TESTS = (
-    test_attributes_match_spec,
     test_reset_and_step_shapes_and_dtypes,
     test_rollout_is_finite_and_terminates_only_where_the_task_says,
     test_termination_follows_the_healthy_torso_range,
@@ -650,4 +663,5 @@ def test_crl_smoke_run(name, tmp_path):
 
 
 def test_every_registered_task_has_written_down_attributes():
+    """``EXPECTED`` names every task, so a new task cannot skip ``test_attributes_match_spec``."""
     assert sorted(EXPECTED) == envs.names()

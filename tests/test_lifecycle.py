@@ -272,3 +272,16 @@ def test_resume_from_a_budget_off_the_evaluation_points_keeps_them(tmp_path):
     train(POINT, 1003, run_dir)
     resume(run_dir, "point", 1600)
     assert [r["env_steps"] for r in rows(run_dir)] == [0, 400, 800, 1003, 1200, 1600]
+
+
+def test_the_default_eval_spacing_is_recorded_and_kept_on_resume(tmp_path):
+    """Without ``--eval-every`` the spacing is a tenth of the first budget (80 of 800), written
+    to config.json, and a resume to 1,200 keeps it instead of switching to 120."""
+    run_dir = str(tmp_path / "run")
+    argv = POINT.train_argv(800, run_dir)
+    at = argv.index("--eval-every")
+    assert main(argv[:at] + argv[at + 2 :]) == 0
+    assert load_config(run_dir).run.eval_every == 80
+    resume(run_dir, "point", 1200)
+    assert [r["env_steps"] for r in rows(run_dir)] == list(range(0, 1201, 80))
+    assert load_config(run_dir).run.eval_every == 80
