@@ -101,7 +101,7 @@ def save(mngr: ocp.CheckpointManager, step: int, state: Any) -> None:
     asyncio_log = logging.getLogger("asyncio")
     asyncio_log.addFilter(unretrieved)
     try:
-        with _notices_about_skipped(os.path.dirname(folder)) as failed:
+        with _orbax_notices_held(os.path.dirname(folder)) as failed:
             try:
                 mngr.save(step, args=ocp.args.StandardSave(_without_empty(state)), force=True)
                 mngr.wait_until_finished()
@@ -238,7 +238,7 @@ def restore_run(run_dir: str, like: Any, set_aside: bool = False) -> tuple[int, 
     files are damaged or were written for another state than ``like``; a failure in goalax's
     own code is a GoalaxBug instead, which blames no file.
     """
-    with _notices_about_skipped(run_dir) as skipped:
+    with _orbax_notices_held(run_dir) as skipped:
         try:
             mngr = manager(run_dir, create=False)
         except FileNotFoundError as err:
@@ -285,9 +285,10 @@ def describe_failures(run_dir: str, failures: list[Failure]) -> str:
 
 
 @contextlib.contextmanager
-def _notices_about_skipped(run_dir: str) -> Iterator[list[int]]:
-    """Hold back what orbax reports about the checkpoints a restore skips; the body adds those
-    steps to the yielded list, and goalax's warning line reports them instead.
+def _orbax_notices_held(run_dir: str) -> Iterator[list[int]]:
+    """Hold back what orbax reports about checkpoints goalax handles itself (those a restore
+    skips, a save that failed); the body adds those steps to the yielded list, and goalax's own
+    line reports them instead.
 
     - absl log lines (e.g. "Failed to json parse Metadata file", logged when the manager opens)
       are held; on exit those naming a skipped step's folder are dropped, the rest shown.

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from goalax import agents, envs
@@ -279,9 +280,14 @@ def init_state(program: Program) -> TrainState:
 
 
 def place(program: Program, state: TrainState) -> TrainState:
-    """Put a (restored) state onto the program's devices."""
+    """Put a restored state onto the program's devices as ``init`` would have.
+
+    Without a mesh the arrays are made uncommitted: orbax returns arrays committed to a device,
+    a fresh state's are not, and the lowered program records the difference, so a resume
+    missed the compilation cache of the run it continues and compiled its chunk again.
+    """
     if program.mesh is None:
-        return state
+        return jax.tree.map(lambda x: jax.device_put(np.asarray(x)), state)
     return jax.device_put(state, sharding.state_shardings(program.mesh, state))
 
 

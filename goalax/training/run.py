@@ -250,11 +250,6 @@ def restore_state(program: Program, run_dir: str) -> TrainState:
     from: newer unreadable checkpoints are set aside (the resumed run saves those steps again)."""
     like = jax.eval_shape(program.init, seed_keys(program.config))
     _, state = checkpoint.restore_run(run_dir, like, set_aside=True)
-    if program.mesh is None:
-        # orbax returns arrays committed to a device; a fresh state's are not, and the lowered
-        # program records the difference, so a resume missed the compilation cache of the run
-        # it continues and compiled its chunk again. Uncommitted copies compile to the same key.
-        state = jax.tree.map(lambda x: jax.device_put(np.asarray(x)), state)
     return place(program, state)
 
 
