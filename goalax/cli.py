@@ -135,6 +135,32 @@ def _without_flag(argv: list[str], flag: str) -> list[str]:
     return out
 
 
+def _preset_default(command: type, agent_name: str, argv: list[str]):
+    """The flags' defaults under ``--preset`` (so ``--help`` shows the preset's values), or
+    ``None`` for goalax's own. Derived values use the task named by ``--env``; ``_with_preset``
+    recomputes them from the parsed flags."""
+    from goalax import presets
+    from goalax.config import ConfigError, RunConfig, TrainConfig
+
+    preset = _flag_value(argv, "--preset")
+    if preset in (None, "goalax") or preset not in presets.PRESETS:
+        return None  # an unknown name is tyro's one-line error
+    agent = agents.config_class(agent_name)()
+    run = RunConfig(preset=preset, env=_flag_value(argv, "--env") or RunConfig.env)
+    try:
+        config = presets.apply(TrainConfig(run=run, agent=agent, agent_name=agent_name))
+    except ConfigError:
+        return None  # e.g. an unknown --env: reported once the flags are parsed
+    return command(run=config.run, agent=config.agent)
+
+
+def _with_preset(config, argv: list[str]):
+    """``config`` with its ``--preset`` applied to every field not given as a flag in ``argv``."""
+    from goalax import presets
+
+    return presets.apply(config, keep=presets.given_fields(argv))
+
+
 def train_main(argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):
         if argv and argv[0] in ("-h", "--help"):
@@ -162,11 +188,15 @@ def train_main(argv: list[str]) -> int:
                 f"{resume_dir} is a '{saved.agent_name}' run; use goalax train {saved.agent_name}"
             )
         default = command(run=saved.run, agent=saved.agent)
+    else:
+        default = _preset_default(command, agent_name, rest)
     try:
         cmd = parse_flags(command, rest, f"goalax train {agent_name}", default)
-    except FlagError as err:
+        config = TrainConfig(run=cmd.run, agent=cmd.agent, agent_name=agent_name)
+        if not resume_dir:  # a resumed run keeps the values it was started with
+            config = _with_preset(config, rest)
+    except (FlagError, ConfigError) as err:
         return _fail(str(err))
-    config = TrainConfig(run=cmd.run, agent=cmd.agent, agent_name=agent_name)
     _setup_process()
     requests = stops.installed()
     if requests is not None and requests.signal is not None:
@@ -253,7 +283,7 @@ def bench_main(argv: list[str]) -> int:
         return _fail(str(err))
     _setup_process()
     try:
-        run_bench(TrainConfig(cmd.run, cmd.agent, agent_name), cmd.bench)
+        run_bench(_with_preset(TrainConfig(cmd.run, cmd.agent, agent_name), argv), cmd.bench)
     except ConfigError as err:
         return _fail(str(err))
     return 0
@@ -333,7 +363,9 @@ def sweep_main(argv: list[str]) -> int:
         if any(a in ("-h", "--help") for a in train_flags):
             print(sweep.USAGE + "\n\ntrain flags:")
         cmd = parse_flags(_train_command(agent_name), train_flags, f"goalax sweep {agent_name}")
-        base = TrainConfig(run=cmd.run, agent=cmd.agent, agent_name=agent_name)
+        base = _with_preset(
+            TrainConfig(run=cmd.run, agent=cmd.agent, agent_name=agent_name), train_flags
+        )
         grid = sweep.resolve_grid(sweep.raw_grid(grid_args), base)
         _setup_process()
         manifest = sweep.run_sweep(base, grid, grid_args.out)

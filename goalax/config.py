@@ -10,7 +10,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from goalax.agents.crl import CRLConfig
 from goalax.errors import ConfigError
@@ -37,6 +37,8 @@ class RunConfig:
 
     env: str = "reacher"
     """Task name (``goalax envs`` lists them)."""
+    preset: Literal["goalax", "paper"] = "goalax"
+    """Defaults of the agent's hyperparameters and of the run settings it fixes (unroll, updates per step, prefill, evaluation): goalax's, or 'paper' = the paper's code, jaxgcrl 0.2.8, field by field (docs/agents.md). A flag given with --preset wins over the preset's value; goalax train AGENT --preset paper --help shows them."""  # noqa: E501
     seed: int = 0
     """Random seed of the first seed; seed i of a multi-seed run uses ``seed + i``."""
     num_seeds: int = 1
@@ -66,7 +68,9 @@ class RunConfig:
     eval_every: int | None = None
     """Evaluate every this many env steps; default: a tenth of the budget."""
     num_eval_envs: int = 128
-    """Evaluation episodes per evaluation (one per env, deterministic policy)."""
+    """Evaluation episodes per evaluation (one per env)."""
+    deterministic_eval: bool = True
+    """Evaluate the policy's mode; --no-deterministic-eval samples actions as in training (the reference's SAC and PPO)."""  # noqa: E501
     run_dir: str | None = None
     """Output directory; default ``runs/<agent>-<env>-s<seed>-<YYYYmmdd-HHMMSS>``."""
     num_devices: int | None = None

@@ -3,8 +3,9 @@ training runs at every evaluation point), their names (``METRICS``, the ``eval/.
 ``metrics.jsonl``) and ``goalax eval`` (success, distance and time at goal of a run's latest
 checkpoint).
 
-Episodes use the deterministic policy and the run's own episode length, from fresh resets with
-random goals or, with a named goal set, ``episodes`` episodes for every goal of the set.
+Episodes use the run's evaluation policy (its mode, or samples with ``--no-deterministic-eval``)
+and its own episode length, from fresh resets with random goals or, with a named goal set,
+``episodes`` episodes for every goal of the set.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import numpy as np
 from goalax.errors import ConfigError
 from goalax.training.rollout import Policy
 
-#: Per-evaluation metrics (``eval/<name>`` in metrics rows), see ``evaluate_episodes``.
-METRICS = (
+#: goalax's per-evaluation metrics (``eval/<name>`` in metrics rows), see ``evaluate_episodes``.
+GOALAX_METRICS = (
     "success",
     "success_easy",
     "success_at_end",
@@ -30,6 +31,15 @@ METRICS = (
     "episode_return",
     "episode_length",
 )
+#: The reference's (jaxgcrl 0.2.8) evaluation metrics under its own names, by its definitions:
+#: sums over the steps an episode lived, averaged over episodes (docs/run_directory.md).
+REFERENCE_METRICS = (
+    "episode_success",
+    "episode_success_easy",
+    "episode_dist",
+    "episode_success_any",
+)
+METRICS = GOALAX_METRICS + REFERENCE_METRICS
 
 
 def evaluate_episodes(
@@ -52,6 +62,12 @@ def evaluate_episodes(
     terminal step is the episode's last (it can still be a success), and the steps it did not
     live count as not at the goal in ``time_at_goal`` (so falling early is never rewarded) and are
     left out of ``dist`` and ``episode_return``. ``episode_length`` reports the mean steps lived.
+
+    The reference's metrics (``REFERENCE_METRICS``) count the same lived steps (its evaluator
+    stops accumulating at ``done``, the terminal step included) but sum them: ``episode_success``
+    = steps within the threshold (= ``time_at_goal × episode_length``), ``episode_success_easy``
+    = steps within the loose one, ``episode_dist`` = distance summed over the steps lived,
+    ``episode_success_any`` = ``success``.
     """
     reset_key, act_key = jax.random.split(key)
     state = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
@@ -77,11 +93,16 @@ def evaluate_episodes(
     length = jnp.maximum(rec["alive"].sum(0), 1.0)
     last = jnp.maximum(length.astype(jnp.int32) - 1, 0)
     at_end = rec["success"][last, jnp.arange(num_envs)]
+    steps_at_goal = rec["success"].sum(0)
     result = {
+        "episode_success": steps_at_goal.mean(),
+        "episode_success_easy": rec["success_easy"].sum(0).mean(),
+        "episode_dist": rec["dist"].sum(0).mean(),
+        "episode_success_any": (steps_at_goal > 0).mean(),
         "success": rec["success"].max(0).mean(),
         "success_easy": rec["success_easy"].max(0).mean(),
         "success_at_end": at_end.mean(),
-        "time_at_goal": (rec["success"].sum(0) / episode_length).mean(),
+        "time_at_goal": (steps_at_goal / episode_length).mean(),
         "dist": (rec["dist"].sum(0) / length).mean(),
         "episode_return": rec["reward"].sum(0).mean(),
         "episode_length": rec["alive"].sum(0).mean(),
@@ -106,10 +127,11 @@ def goal_set(env: Any, name: str) -> np.ndarray:
 def _seed_evaluator(run: Any, episodes: int, goals: np.ndarray | None):
     """Jitted ``(params, key) -> {metric: []}`` or, with goals, ``{metric: [n_goals]}``."""
     env = run.env
+    deterministic = run.config.run.deterministic_eval
 
     def evaluate(params, key):
         def policy(obs, k):
-            return run.act(params, obs, k, True)
+            return run.act(params, obs, k, deterministic)
 
         def episodes_for(goal_batch, k):
             return evaluate_episodes(
@@ -175,40 +197,54 @@ def evaluate_run(
         "episodes": episodes,
         "goal_set": goal_set_name,
         "episode_length": run.env.episode_length,
+        "deterministic": run.config.run.deterministic_eval,
         "mean": {m: float(np.mean([s[m] for s in seeds])) for m in METRICS},
         "seeds": seeds,
     }
 
 
-def _row(label: str, metrics: dict, width: int) -> str:
-    return f"{label:<{width}}" + "".join(f"  {metrics[m]:>14.4f}" for m in METRICS)
+def _rows(label: str, metrics: dict, width: int, names: tuple[str, ...]) -> str:
+    return f"{label:<{width}}" + "".join(f"  {metrics[m]:>20.4f}" for m in names)
 
 
-def format_report(report: dict) -> str:
-    """The report as a table: one row per seed (and per goal), then the mean over seeds."""
-    goals = report["goal_set"]
-    what = f"goal set '{goals}'" if goals else "random goals"
-    per = f"{report['episodes']} episode(s) per goal" if goals else f"{report['episodes']} episodes"
-    lines = [
-        f"{report['run_dir']}: {report['agent']} on {report['env']} at env step "
-        f"{report['env_steps']:,}; {what}, {per} per seed, deterministic policy, "
-        f"{report['episode_length']} steps"
-    ]
-    width = 24 if goals else 10
-    lines.append(f"{'':<{width}}" + "".join(f"  {m:>14}" for m in METRICS))
+def _table(report: dict, names: tuple[str, ...], width: int) -> list[str]:
+    lines = [f"{'':<{width}}" + "".join(f"  {m:>20}" for m in names)]
     for seed in report["seeds"]:
         for g, goal in enumerate(seed.get("per_goal", [])):
             coords = ",".join(f"{x:.2f}" for x in goal["goal"])
-            lines.append(_row(f"s{seed['seed']} g{g} ({coords})"[:width], goal, width))
-        lines.append(_row(f"seed {seed['seed']}", seed, width))
+            lines.append(_rows(f"s{seed['seed']} g{g} ({coords})"[:width], goal, width, names))
+        lines.append(_rows(f"seed {seed['seed']}", seed, width, names))
     if len(report["seeds"]) > 1:
-        lines.append(_row("mean", report["mean"], width))
-    return "\n".join(lines)
+        lines.append(_rows("mean", report["mean"], width, names))
+    return lines
+
+
+def format_report(report: dict) -> str:
+    """The report as two tables, goalax's metrics then the reference's (sums over the steps
+    lived): one row per seed (and per goal), then the mean over seeds."""
+    goals = report["goal_set"]
+    what = f"goal set '{goals}'" if goals else "random goals"
+    per = f"{report['episodes']} episode(s) per goal" if goals else f"{report['episodes']} episodes"
+    policy = "deterministic policy" if report["deterministic"] else "sampled actions"
+    width = 24 if goals else 10
+    return "\n".join(
+        [
+            f"{report['run_dir']}: {report['agent']} on {report['env']} at env step "
+            f"{report['env_steps']:,}; {what}, {per} per seed, {policy}, "
+            f"{report['episode_length']} steps",
+            *_table(report, GOALAX_METRICS, width),
+            "as jaxgcrl reports them (sums over the steps lived):",
+            *_table(report, REFERENCE_METRICS, width),
+        ]
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``goalax eval`` flags."""
-    parser.description = "Evaluate a run's latest checkpoint with the deterministic policy."
+    parser.description = (
+        "Evaluate a run's latest checkpoint with its evaluation policy (deterministic unless the "
+        "run was trained with --no-deterministic-eval)."
+    )
     parser.add_argument("run_dir", help="run directory (config.json and checkpoints/)")
     parser.add_argument("--episodes", type=int, default=100, help="episodes (per goal with a set)")
     parser.add_argument("--eval-goals", default=None, help="named goal set instead of random goals")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Literal
 
 import flax.linen as nn
 import jax
@@ -15,6 +16,11 @@ import jax.numpy as jnp
 
 Array = jax.Array
 Initializer = Callable[..., Array]
+Activation = Literal["swish", "relu"]
+
+#: Hidden activations of the plain MLP: swish (the CRL paper's) or relu (brax's SAC and TD3, which
+#: the reference's baselines use). Residual blocks are always swish.
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {"swish": nn.swish, "relu": nn.relu}
 
 __all__ = [
     "KERNEL_INIT",
@@ -48,13 +54,19 @@ LECUN_UNIFORM = nn.initializers.lecun_uniform()
 
 
 def _dense_norm_swish(
-    x: Array, width: int, index: int, layer_norm: bool, kernel_init: Initializer
+    x: Array,
+    width: int,
+    index: int,
+    layer_norm: bool,
+    kernel_init: Initializer,
+    activation: Activation = "swish",
 ) -> Array:
-    """Dense(width) → [LayerNorm] → swish, with readable parameter names. Call inside compact."""
+    """Dense(width) → [LayerNorm] → activation, with readable parameter names. Call inside
+    compact."""
     x = nn.Dense(width, kernel_init=kernel_init, name=f"dense_{index}")(x)
     if layer_norm:
         x = nn.LayerNorm(name=f"layer_norm_{index}")(x)
-    return nn.swish(x)
+    return ACTIVATIONS[activation](x)
 
 
 class _ResidualBlock(nn.Module):
@@ -86,7 +98,8 @@ class MLP(nn.Module):
     ``[depth / 4]`` axis under ``blocks``), so compile time does not grow with depth.
 
     Every Dense layer starts from ``kernel_init`` (default ``KERNEL_INIT``, the paper's) and
-    zero biases.
+    zero biases. ``activation`` (``ACTIVATIONS``) is the plain network's; residual blocks are
+    always swish.
     """
 
     out_dim: int
@@ -95,12 +108,17 @@ class MLP(nn.Module):
     layer_norm: bool = False
     residual: bool = False
     kernel_init: Initializer = KERNEL_INIT
+    activation: Activation = "swish"
 
     def __post_init__(self) -> None:
         if self.residual and (self.depth <= 0 or self.depth % BLOCK_SIZE != 0):
             raise ValueError(
                 f"residual MLP needs depth to be a positive multiple of {BLOCK_SIZE} "
                 f"(blocks of {BLOCK_SIZE} Dense→LayerNorm→swish layers), got depth={self.depth}"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}"
             )
         if self.depth < 0 or self.width <= 0 or self.out_dim <= 0:
             raise ValueError(
@@ -122,7 +140,9 @@ class MLP(nn.Module):
             x, _ = blocks(x, None)
         else:
             for index in range(self.depth):
-                x = _dense_norm_swish(x, self.width, index, self.layer_norm, self.kernel_init)
+                x = _dense_norm_swish(
+                    x, self.width, index, self.layer_norm, self.kernel_init, self.activation
+                )
         return nn.Dense(self.out_dim, kernel_init=self.kernel_init, name="output")(x)
 
 
@@ -139,6 +159,7 @@ class TanhGaussianActor(nn.Module):
     layer_norm: bool = False
     residual: bool = False
     kernel_init: Initializer = KERNEL_INIT
+    activation: Activation = "swish"
 
     @nn.compact
     def __call__(self, obs: Array) -> tuple[Array, Array]:
@@ -149,6 +170,7 @@ class TanhGaussianActor(nn.Module):
             layer_norm=self.layer_norm,
             residual=self.residual,
             kernel_init=self.kernel_init,
+            activation=self.activation,
             name="trunk",
         )
         mean, raw_log_std = jnp.split(trunk(obs), 2, axis=-1)

@@ -23,6 +23,8 @@ class SampleContext(NamedTuple):
     max_episode_length: int
     #: The task's ``GoalEnv.goal_reward``: ``(achieved [B, G], goal [B, G]) -> (reward, metrics)``.
     goal_reward: Callable[[Any, Any], tuple[Any, dict]]
+    #: The task's ``GoalEnv.achieved_goal``: ``state_obs [B, S] -> [B, G]`` (HER scored on s_t).
+    achieved_goal: Callable[[Any], Any] | None = None
 
 
 class Agent(NamedTuple):

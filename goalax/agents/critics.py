@@ -8,7 +8,7 @@ Both agents train on ``goalax.relabel.her_batch`` batches: ``state_obs, next_sta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import flax.linen as nn
 import jax
@@ -17,8 +17,9 @@ import optax
 
 from goalax import relabel
 from goalax.agents.base import SampleContext, check_network_sizes, check_positive
-from goalax.buffer import BufferState, GoalStrategy
-from goalax.networks import LECUN_UNIFORM, MLP
+from goalax.buffer import BufferState
+from goalax.networks import LECUN_UNIFORM, MLP, Activation
+from goalax.relabel import AchievedAt, HERStrategy
 
 #: Transition fields SAC/TD3 keep in replay: HER needs the achieved goal of every next state;
 #: rewards are recomputed for the goal actually used, so they are not stored.
@@ -36,12 +37,15 @@ class OffPolicyConfig:
     PREFILL_STEPS: ClassVar[int] = 0
 
     her: bool = False
-    """Relabel goals with future achieved goals (HER 'future')."""
+    """Relabel goals with achieved goals of the same episode (hindsight experience replay)."""
     relabel_fraction: float = 0.8
     """Fraction of each batch whose goal is relabelled when --her is on."""
-    goal_strategy: GoalStrategy = "uniform"
-    """Which future goal HER draws: uniform over the episode's future (HER 'future'), discounted
-    (geometric γ) or any stored state."""
+    goal_strategy: HERStrategy = "uniform"
+    """Which goal HER draws: uniform over the episode's future (HER 'future'), discounted
+    (geometric γ), any stored state, or the episode's final one once it has ended ('final')."""
+    her_achieved: AchievedAt = "next_state"
+    """With --her, read a transition's achieved goal (its reward, the 'final' goal) from the state
+    its action led to, or from its own state as the reference's HER does (rewards a step late)."""
     discount: float = 0.99
     """γ of the TD target (and of the geometric goal strategy)."""
     critic_lr: float = 3e-4
@@ -66,6 +70,12 @@ class OffPolicyConfig:
     """Residual blocks of 4×(Dense→LayerNorm→swish) in the critics (deep networks)."""
     actor_residual: bool = False
     """Residual blocks of 4×(Dense→LayerNorm→swish) in the actor (independent of --residual)."""
+    activation: Activation = "swish"
+    """Hidden activation of the critics and the actor outside residual blocks (the reference's
+    SAC and TD3: relu)."""
+    actor_critic: Literal["updated", "previous"] = "updated"
+    """Critic the actor's step climbs: the one this update has just stepped, or the one before it
+    (the reference's SAC and TD3 compute both steps from the same old state)."""
 
     def validate(self) -> None:
         """Raise ValueError with a one-line fix for impossible settings."""
@@ -91,6 +101,7 @@ class TwinQ(nn.Module):
     depth: int = 2
     layer_norm: bool = False
     residual: bool = False
+    activation: Activation = "swish"
 
     @nn.compact
     def __call__(self, state_obs: jax.Array, goal: jax.Array, action: jax.Array) -> jax.Array:
@@ -109,6 +120,7 @@ class TwinQ(nn.Module):
             layer_norm=self.layer_norm,
             residual=self.residual,
             kernel_init=LECUN_UNIFORM,
+            activation=self.activation,
             name="q",
         )(jnp.concatenate([state_obs, goal, action], axis=-1))
         return q[..., 0]
@@ -120,7 +132,13 @@ def make_twin_q(config: OffPolicyConfig) -> TwinQ:
         depth=config.depth,
         layer_norm=config.layer_norm,
         residual=config.residual,
+        activation=config.activation,
     )
+
+
+def actor_critic(config: OffPolicyConfig, previous: Any, updated: Any) -> Any:
+    """The critic parameters the actor's step climbs (``--actor-critic``)."""
+    return previous if config.actor_critic == "previous" else updated
 
 
 def policy_obs(state_obs: jax.Array, goal: jax.Array) -> jax.Array:
@@ -180,6 +198,8 @@ def her_sample(
         strategy=config.goal_strategy,
         relabel_fraction=config.relabel_fraction if config.her else 0.0,
         goal_reward=context.goal_reward,
+        achieved_at=config.her_achieved if config.her else "next_state",
+        achieved_goal=context.achieved_goal,
     )
 
 

@@ -20,6 +20,7 @@ from flax import struct
 
 from goalax.networks import (
     KERNEL_INIT,
+    Activation,
     Initializer,
     TanhGaussianActor,
     policy_action,
@@ -57,6 +58,7 @@ def make(
     alpha_lr: float,
     target_entropy_scale: float,
     kernel_init: Initializer = KERNEL_INIT,
+    activation: Activation = "swish",
 ) -> EntropyActor:
     """An actor for ``action_dim`` actions with Adam on the policy and on ``log α``."""
     module = TanhGaussianActor(
@@ -66,6 +68,7 @@ def make(
         layer_norm=layer_norm,
         residual=residual,
         kernel_init=kernel_init,
+        activation=activation,
     )
     return EntropyActor(
         module=module,

@@ -57,8 +57,8 @@ class PPOConfig:
     """Weight of the value loss in the summed loss."""
     entropy_coef: float = 1e-3
     """Weight of the entropy bonus (subtracted from the loss)."""
-    max_grad_norm: float = 0.5
-    """Gradients are clipped to this global norm."""
+    max_grad_norm: float | None = 0.5
+    """Gradients are clipped to this global norm; None: not clipped (the reference)."""
     num_epochs: int = 4
     """Passes over each rollout."""
     num_minibatches: int = 32
@@ -93,7 +93,9 @@ class PPOConfig:
         for name in ("discount", "gae_lambda"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"{flag(name)} must be in (0, 1], got {getattr(self, name)}")
-        check_positive(self, ("learning_rate", "clip_epsilon", "max_grad_norm"))
+        check_positive(self, ("learning_rate", "clip_epsilon"))
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"--max-grad-norm must be positive, got {self.max_grad_norm}")
         for name in ("value_coef", "entropy_coef"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
@@ -241,9 +243,9 @@ def build_nets(config: PPOConfig, action_dim: int) -> PPONets:
         residual=config.residual,
         kernel_init=LECUN_UNIFORM,
     )
-    tx = optax.chain(
-        optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.learning_rate)
-    )
+    tx = optax.adam(config.learning_rate)
+    if config.max_grad_norm is not None:
+        tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), tx)
     return PPONets(config, actor, value_net, tx)
 
 

@@ -26,6 +26,7 @@ from goalax.agents.critics import (
     HER_FIELDS,
     OffPolicyConfig,
     TwinQ,
+    actor_critic,
     critic_step,
     her_sample,
     make_twin_q,
@@ -88,6 +89,7 @@ def build_nets(config: SACConfig, action_dim: int) -> SACNets:
         alpha_lr=config.alpha_lr,
         target_entropy_scale=config.target_entropy_scale,
         kernel_init=LECUN_UNIFORM,
+        activation=config.activation,
     )
     return SACNets(config, make_twin_q(config), actor, optax.adam(config.critic_lr))
 
@@ -122,7 +124,8 @@ def soft_target(nets: SACNets, state: SACState, batch: dict, key: jax.Array) -> 
 
 
 def update(nets: SACNets, state: SACState, batch: dict, key: jax.Array) -> tuple[SACState, dict]:
-    """Critic step towards the soft target, then actor and α against the updated critic."""
+    """Critic step towards the soft target, then actor and α against the updated critic (or,
+    with ``--actor-critic previous``, against the critic before this step, as the reference)."""
     target_key, actor_key = jax.random.split(key)
     p = state.params
     target = soft_target(nets, state, batch, target_key)
@@ -130,8 +133,10 @@ def update(nets: SACNets, state: SACState, batch: dict, key: jax.Array) -> tuple
         nets.twin_q, nets.critic_tx, p.critic, state.critic_opt, batch, target
     )
 
+    climbed = actor_critic(nets.config, p.critic, critic)
+
     def score(action):
-        q = nets.twin_q.apply(critic, batch["state_obs"], batch["goal"], action)
+        q = nets.twin_q.apply(climbed, batch["state_obs"], batch["goal"], action)
         return jnp.min(q, axis=0)
 
     obs = policy_obs(batch["state_obs"], batch["goal"])

@@ -24,6 +24,7 @@ from goalax.agents.critics import (
     HER_FIELDS,
     OffPolicyConfig,
     TwinQ,
+    actor_critic,
     critic_step,
     her_sample,
     make_twin_q,
@@ -44,13 +45,15 @@ class TD3Config(OffPolicyConfig):
     """The target-smoothing noise is clipped to [-noise_clip, noise_clip]."""
     exploration_noise: float = 0.1
     """Std of the Gaussian noise added to the actor's action when collecting data."""
+    exploration_noise_clip: float | None = None
+    """Clip the exploration noise to [-clip, clip] (the reference: 0.5); default: unclipped."""
     policy_delay: int = 2
     """Critic updates per actor (and target-network) update."""
 
     def validate(self) -> None:
         super().validate()
-        for name in ("policy_noise", "noise_clip", "exploration_noise"):
-            if getattr(self, name) < 0:
+        for name in ("policy_noise", "noise_clip", "exploration_noise", "exploration_noise_clip"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 flag = "--" + name.replace("_", "-")
                 raise ValueError(f"{flag} must be >= 0, got {getattr(self, name)}")
         if self.policy_delay < 1:
@@ -105,6 +108,7 @@ def build_nets(config: TD3Config, action_dim: int) -> TD3Nets:
         layer_norm=config.actor_layer_norm,
         residual=config.actor_residual,
         kernel_init=LECUN_UNIFORM,
+        activation=config.activation,
     )
     return TD3Nets(
         config,
@@ -147,9 +151,11 @@ def actor_loss(nets: TD3Nets, actor_params: Any, critic: Any, batch: dict) -> ja
 
 
 def actor_and_targets(nets: TD3Nets, state: TD3State, critic: Any, batch: dict):
-    """The delayed step: one actor step, and both target networks move by Polyak averaging."""
+    """The delayed step: one actor step (on ``--actor-critic``'s critic), and both target
+    networks move by Polyak averaging (the critic's towards the updated ``critic``)."""
+    climbed = actor_critic(nets.config, state.params.critic, critic)
     a_loss, a_grads = jax.value_and_grad(functools.partial(actor_loss, nets))(
-        state.params.actor, critic, batch
+        state.params.actor, climbed, batch
     )
     updates, actor_opt = nets.actor_tx.update(a_grads, state.actor_opt, state.params.actor)
     actor_params = optax.apply_updates(state.params.actor, updates)
@@ -161,7 +167,8 @@ def actor_and_targets(nets: TD3Nets, state: TD3State, critic: Any, batch: dict):
 
 def hold(nets: TD3Nets, state: TD3State, critic: Any, batch: dict):
     """Between delayed steps nothing moves; the actor loss is reported, not followed."""
-    a_loss = actor_loss(nets, state.params.actor, critic, batch)
+    climbed = actor_critic(nets.config, state.params.critic, critic)
+    a_loss = actor_loss(nets, state.params.actor, climbed, batch)
     return state.params.actor, state.actor_opt, state.target_actor, state.target_critic, a_loss
 
 
@@ -210,11 +217,14 @@ def update(nets: TD3Nets, state: TD3State, batch: dict, key: jax.Array) -> tuple
 
 def act(nets: TD3Nets, params: TD3Params, obs: jax.Array, key: jax.Array, deterministic: bool):
     """``obs [..., state_dim + goal_dim] -> action [..., action_dim]`` in [-1, 1]; exploration
-    adds Gaussian noise of std ``exploration_noise``."""
+    adds Gaussian noise of std ``exploration_noise`` (clipped to ``exploration_noise_clip``)."""
     action = jnp.tanh(nets.actor.apply(params.actor, obs))
     if deterministic:
         return action
-    noise = nets.config.exploration_noise * jax.random.normal(key, action.shape, action.dtype)
+    config = nets.config
+    noise = config.exploration_noise * jax.random.normal(key, action.shape, action.dtype)
+    if config.exploration_noise_clip is not None:
+        noise = jnp.clip(noise, -config.exploration_noise_clip, config.exploration_noise_clip)
     return jnp.clip(action + noise, -1.0, 1.0)
 
 

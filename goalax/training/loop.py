@@ -111,7 +111,9 @@ def build(config: TrainConfig) -> Program:
     schedule = make_schedule(config.run, env.episode_length, uses_replay=uses_replay)
     run = config.run
     context = (
-        agents.SampleContext(run.batch_size, schedule.episode_length, env.goal_reward)
+        agents.SampleContext(
+            run.batch_size, schedule.episode_length, env.goal_reward, env.achieved_goal
+        )
         if uses_replay
         else None
     )
@@ -249,13 +251,14 @@ def chunk(parts: Parts, state: TrainState, target: jax.Array) -> TrainState:
 
 
 def evaluate(parts: Parts, state: TrainState) -> dict:
-    """Evaluation metrics of every seed's deterministic policy, leaves ``[num_seeds]``."""
+    """Evaluation metrics of every seed's policy (its mode unless ``--no-deterministic-eval``),
+    leaves ``[num_seeds]``."""
 
     def one(seed: SeedState) -> dict:
         key = jax.random.fold_in(seed.eval_key, state.env_steps)
         return evaluate_episodes(
             parts.env,
-            policy(parts.agent, seed.agent.params, deterministic=True),
+            policy(parts.agent, seed.agent.params, deterministic=parts.run.deterministic_eval),
             key,
             num_envs=parts.run.num_eval_envs,
             episode_length=parts.schedule.episode_length,
