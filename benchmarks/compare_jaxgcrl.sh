@@ -10,23 +10,16 @@
 # compiles, is dropped). env steps/s exclude compilation on both sides; peak RSS is the whole
 # process (compilation included) on both sides. Run it on an otherwise idle machine.
 #
-# jaxgcrl 0.2.8 pins jaxlib==0.4.25+cuda12 (not on PyPI), so it is installed with --no-deps into
-# its own venv ($JAXGCRL_VENV, default .venv-jaxgcrl) next to CPU pins that work together.
+# jaxgcrl 0.2.8 runs in its own venv ($JAXGCRL_VENV, default .venv-jaxgcrl), built by
+# benchmarks/jaxgcrl_venv.sh when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENVS=("${@:-reacher ant}")
 ITERATIONS="${ITERATIONS:-3}"
 EPOCHS="${EPOCHS:-4}"
 OUT="${OUT:-runs/compare-jaxgcrl}"
-JG="${JAXGCRL_VENV:-.venv-jaxgcrl}"
 GOALAX="${GOALAX:-goalax}"
-if [ ! -x "$JG/bin/python" ]; then
-  python3 -m venv "$JG"
-  "$JG/bin/pip" install -q "jax==0.4.25" "jaxlib==0.4.25" "numpy<2" "scipy<1.13" "flax<0.8.5" \
-    "brax==0.10.5" "mujoco==3.2.7" "mujoco-mjx==3.2.7" "matplotlib==3.8.4" "tyro>=0.9.16" \
-    wandb wandb-osh
-  "$JG/bin/pip" install -q --no-deps "jaxgcrl==0.2.8"
-fi
+. benchmarks/jaxgcrl_venv.sh
 mkdir -p "$OUT"
 for env in ${ENVS[@]}; do
   echo "== $env: goalax"

@@ -1,0 +1,606 @@
+"""Every goalax task held to the reference's own env code, fact by fact.
+
+``tests/data/reference_facts.json`` was recorded by running jaxgcrl 0.2.8's env objects
+(``bash benchmarks/reference_facts.sh``; what and why: docs/reference_fixture.md). Here the same
+facts are read from goalax's envs with the same code (``goalax/envs/facts.py``) and compared:
+
+- static facts exactly (sizes, goal indices, backend, dt, actuators, the control applied for probe
+  actions, floor contacts, masses, joint types, thresholds, termination): every task, default suite;
+- start and goal distributions over 1,024 resets within a sampling tolerance (``DIST_*`` below);
+- a 100-step trajectory from the reference's initial state under its actions, same backend, within
+  ``TRAJECTORY_ATOL``.
+
+The two compiled checks run in the default suite for one task per family, for the rest under
+``-m slow``. A difference is allowed only when ``DEVIATIONS`` lists it (a reason, the exact
+difference, and the ``envs.make`` option that restores the reference); it is then checked alone.
+Every failure lists its task's mismatches as ``fact: goalax ... | reference ...``.
+
+Run one task: ``pytest -q -n 0 tests/test_reference_fidelity.py -k ant_ball``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import functools
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from test_envs import SMOKE_COMPILER_OPTIONS
+
+from goalax import envs
+from goalax.envs import facts
+
+FIXTURE_PATH = os.path.join(os.path.dirname(__file__), "data", "reference_facts.json")
+with open(FIXTURE_PATH) as _f:
+    FIXTURE = json.load(_f)
+HEADER = FIXTURE["header"]
+REFERENCE = FIXTURE["tasks"]
+
+#: goalax name -> the reference entry it reproduces, where the names differ. The reference's own
+#: ``ant_ball_maze`` cannot be built (its ``create_env`` asks for a layout named "maze"; the
+#: fixture records the error); its U-maze is ``ant_ball_u_maze``, which goalax's alias names.
+REFERENCE_NAME = {"ant_ball_maze": "ant_ball_u_maze"}
+
+#: Distributions: a mean may differ by this many standard errors of the difference of two means
+#: of ``n`` samples each (4: a false alarm in about 1 of 16,000 coordinates).
+DIST_MEAN_SE = 4.0
+#: A standard deviation may differ by this fraction of the larger one (the sample sd of 1,024
+#: draws has a relative error near 2 %, more for few-valued ones such as maze cells).
+DIST_STD_REL = 0.1
+#: Min and max may differ by this fraction of the reference's range (max - min) plus
+#: ``DIST_EXTREME_SD`` standard deviations: a uniform's extremes sit within ~0.5 % of its bounds
+#: (a moved bound shows), a normal's 1,024-draw max (~3.2 sd) varies by ~0.4 sd with a long right
+#: tail, so the sd term keeps unbounded noise from false alarms (its spread is the std check's).
+DIST_EXTREME_REL = 0.15
+DIST_EXTREME_SD = 1.0
+#: Below this every distribution difference is float noise (also the margin of constants).
+DIST_ATOL = 1e-5
+#: Largest |q| difference along the 100-step trajectory (same model, start, actions, backend):
+#: float32 physics on two jax/brax versions, measured in docs/reference_fixture.md.
+TRAJECTORY_ATOL = 1e-3
+#: Masses are computed by MuJoCo from the same geometry: equal up to float64 rounding.
+MASS_RTOL = 1e-9
+
+#: One task per family: their compiled checks run in the default suite, the rest under slow.
+FAMILY_REPRESENTATIVES = (
+    "reacher",
+    "simple_u_maze",
+    "ant",
+    "ant_ball",
+    "humanoid",
+    "pusher_easy",
+    "cheetah",
+    "arm_reach",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Deviation:
+    """A deliberate, documented difference of one set-valued fact (e.g. ``floor_colliders``)."""
+
+    #: Task names (fnmatch patterns) it applies to.
+    tasks: tuple[str, ...]
+    fact: str
+    reason: str
+    #: Exactly the members goalax has and the reference lacks, and the other way round.
+    goalax_only: frozenset[str]
+    reference_only: frozenset[str]
+    #: ``envs.make`` keyword arguments that give the reference's fact.
+    option: dict
+
+    def applies(self, task: str) -> bool:
+        return any(fnmatch.fnmatch(task, pattern) for pattern in self.tasks)
+
+
+ANT_TASKS = ("ant", "ant_random_start", "ant_ball", "ant_push", "ant_*_maze", "ant_ball_*")
+LOWER_LEGS = frozenset(
+    ("left_ankle_geom", "right_ankle_geom", "third_ankle_geom", "fourth_ankle_geom")
+)
+DEVIATIONS = (
+    Deviation(
+        tasks=ANT_TASKS,
+        fact="floor_colliders",
+        reason=(
+            "in the reference's ant only the feet touch the floor, so a kneeling ant's lower "
+            "legs pass through it (18 cm measured); goalax's lower legs touch the floor"
+        ),
+        goalax_only=LOWER_LEGS,
+        reference_only=frozenset(),
+        option={"lower_leg_contacts": False},
+    ),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Mismatch:
+    fact: str
+    goalax: object
+    reference: object
+
+    def __str__(self) -> str:
+        return f"{self.fact}: goalax {_short(self.goalax)} | reference {_short(self.reference)}"
+
+
+def _short(value: object, limit: int = 300) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def compared_tasks() -> list[str]:
+    """goalax tasks that the reference also has (under the same name or ``REFERENCE_NAME``)."""
+    return [name for name in envs.names() if REFERENCE_NAME.get(name, name) in REFERENCE]
+
+
+def reference(task: str) -> dict:
+    entry = REFERENCE[REFERENCE_NAME.get(task, task)]
+    if "skipped" in entry:
+        pytest.fail(f"{task}: the reference could not build it: {entry['skipped']}")
+    return entry
+
+
+def compiled_params() -> list:
+    """Tasks for the compiled checks: family representatives in the default suite."""
+    return [
+        name if name in FAMILY_REPRESENTATIVES else pytest.param(name, marks=pytest.mark.slow)
+        for name in compared_tasks()
+    ]
+
+
+def restoring_options(task: str) -> dict:
+    """Every deviation's reference option of ``task`` together: the env to compare behaviour of."""
+    options: dict = {}
+    for deviation in DEVIATIONS:
+        if deviation.applies(task):
+            options.update(deviation.option)
+    return options
+
+
+def make(task: str, **options):
+    """goalax's env on the reference's backend when goalax has it (else on its default)."""
+    env = envs.make(task, **options)
+    ref_backend = reference(task)["backend"]
+    if env.backend != ref_backend and ref_backend in getattr(env, "backends", ()):
+        env = envs.make(task, backend=ref_backend, **options)
+    return env
+
+
+def make_restored(task: str) -> tuple[object, list[Mismatch]]:
+    """``make`` with every deviation's reference option: the env whose motion must match. While
+    ``envs.make`` lacks an option, the default env (and a mismatch naming the option)."""
+    options = restoring_options(task)
+    try:
+        return make(task, **options), []
+    except TypeError as error:
+        return make(task), [Mismatch(f"envs.make option {options}", f"missing ({error})", "-")]
+
+
+def report(task: str, mismatches: list[Mismatch]) -> str:
+    return f"{task}: {len(mismatches)} mismatch(es) with jaxgcrl 0.2.8:\n  " + "\n  ".join(
+        str(m) for m in mismatches
+    )
+
+
+# --- static facts ------------------------------------------------------------------------------
+
+
+def passed_controls(env) -> np.ndarray:
+    """``[len(PROBE_ACTIONS), nu]``: what ``env.step`` hands to ``pipeline_step`` for each probe
+    action (physics skipped: ``pipeline_step`` returns its input; the state is zeros shaped like a
+    reset's, since no task's action map reads the state)."""
+    key = jax.random.PRNGKey(0)
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(env.reset, key))
+
+    def passed(state, action):
+        box = []
+        env.pipeline_step = lambda pipeline_state, a: (box.append(a), pipeline_state)[1]
+        try:
+            env.step(state, action)
+        finally:
+            del env.pipeline_step
+        return box[0]
+
+    probes = jnp.array([[p] * env.action_size for p in facts.PROBE_ACTIONS], jnp.float32)
+    lowered = jax.jit(jax.vmap(passed, in_axes=(None, 0))).lower(zeros, probes)
+    return np.asarray(lowered.compile(compiler_options=SMOKE_COMPILER_OPTIONS)(zeros, probes))
+
+
+@functools.cache
+def goalax_static(task: str, options: tuple = ()) -> dict:
+    """The static facts of goalax's ``task`` in the fixture's layout."""
+    default = envs.make(task, **dict(options))
+    env = make(task, **dict(options))
+    model = facts.model_facts(env.sys.mj_model)
+    physics = facts.system_facts(env.sys, env.backend)
+    passed = passed_controls(env)
+    z_range = env.healthy_z_range if getattr(env, "termination", False) else None
+    return {
+        "observation_size": int(env.observation_size),
+        "state_dim": int(env.state_dim),
+        "goal_size": int(env.goal_dim),
+        "goal_indices": [int(i) for i in env.goal_indices],
+        "action_size": int(env.action_size),
+        "backend": default.backend,
+        "dt": float(np.float32(env.dt)),
+        "n_frames": int(env._n_frames),
+        "timestep": physics["timestep"],
+        "ctrlrange": physics["ctrlrange"],
+        "gear": physics["gear"],
+        "applied_control": {
+            str(p): facts.applied_control(c, physics["ctrlrange"])
+            for p, c in zip(facts.PROBE_ACTIONS, passed, strict=True)
+        },
+        "goal_threshold": float(env.goal_threshold),
+        "termination": {"healthy_z_range": None if z_range is None else list(z_range)},
+        "model": model,
+    }
+
+
+def _close(a, b, rtol: float = 1e-6, atol: float = 1e-6) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
+
+
+def physical(model: dict) -> tuple[dict, dict]:
+    """``(bodies, joints)`` that are not markers (a marker only shows the goal)."""
+    bodies = {n: b for n, b in model["bodies"].items() if not b["marker"]}
+    joints = {n: j for n, j in model["joints"].items() if j["body"] in bodies}
+    return bodies, joints
+
+
+def set_difference(fact: str, ours, theirs) -> Mismatch | None:
+    ours, theirs = set(ours), set(theirs)
+    if ours == theirs:
+        return None
+    return Mismatch(fact, f"only goalax {sorted(ours - theirs)}", f"only {sorted(theirs - ours)}")
+
+
+def static_mismatches(task: str, ours: dict) -> list[Mismatch]:
+    """Every static fact of goalax's ``task`` that differs from the reference's."""
+    ref = reference(task)
+    out = []
+    for fact in (
+        "observation_size",
+        "state_dim",
+        "goal_size",
+        "goal_indices",
+        "action_size",
+        "backend",
+        "n_frames",
+    ):
+        if ours[fact] != ref[fact]:
+            out.append(Mismatch(fact, ours[fact], ref[fact]))
+    for fact in ("dt", "timestep", "goal_threshold"):
+        if not _close(ours[fact], ref[fact]):
+            out.append(Mismatch(fact, ours[fact], ref[fact]))
+    if ours["termination"]["healthy_z_range"] != ref["termination"]["healthy_z_range"]:
+        out.append(
+            Mismatch(
+                "termination (healthy z range)",
+                ours["termination"]["healthy_z_range"],
+                ref["termination"]["healthy_z_range"],
+            )
+        )
+    out += actuator_mismatches(ours, ref)
+    model, ref_model = ours["model"], ref["model"]
+    floor = set_difference(
+        "floor_colliders", model["floor_colliders"], ref_model["floor_colliders"]
+    )
+    out += [floor] if floor else []
+    bodies, joints = physical(model)
+    ref_bodies, ref_joints = physical(ref_model)
+    names = set_difference("bodies (non-marker)", bodies, ref_bodies)
+    out += [names] if names else []
+    for name in sorted(set(bodies) & set(ref_bodies)):
+        if not _close(bodies[name]["mass"], ref_bodies[name]["mass"], rtol=MASS_RTOL, atol=0):
+            out.append(Mismatch(f"mass[{name}]", bodies[name]["mass"], ref_bodies[name]["mass"]))
+    names = set_difference("joints (non-marker)", joints, ref_joints)
+    out += [names] if names else []
+    for name in sorted(set(joints) & set(ref_joints)):
+        if joints[name]["type"] != ref_joints[name]["type"]:
+            out.append(
+                Mismatch(f"joint type[{name}]", joints[name]["type"], ref_joints[name]["type"])
+            )
+    return out
+
+
+def actuator_mismatches(ours: dict, ref: dict) -> list[Mismatch]:
+    out = []
+    if not _close_or_equal(ours["ctrlrange"], ref["ctrlrange"]):
+        out.append(Mismatch("ctrlrange", ours["ctrlrange"], ref["ctrlrange"]))
+    if not _close(ours["gear"], ref["gear"]):
+        out.append(Mismatch("gear", ours["gear"], ref["gear"]))
+    for probe, applied in ref["applied_control"].items():
+        if not _close(ours["applied_control"][probe], applied, atol=1e-5):
+            out.append(
+                Mismatch(
+                    f"applied control for action {probe}", ours["applied_control"][probe], applied
+                )
+            )
+    mine = [(a["joint"], a["gain"], a["bias"], a["forcerange"]) for a in ours["model"]["actuators"]]
+    theirs = [
+        (a["joint"], a["gain"], a["bias"], a["forcerange"]) for a in ref["model"]["actuators"]
+    ]
+    if mine != theirs:
+        out.append(Mismatch("actuators (joint, gain, bias, forcerange)", mine, theirs))
+    return out
+
+
+def _close_or_equal(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+
+
+def undeviated(task: str, mismatches: list[Mismatch]) -> list[Mismatch]:
+    """``mismatches`` without the ones a ``DEVIATIONS`` entry allows (checked exactly there)."""
+    allowed = {d.fact for d in DEVIATIONS if d.applies(task)}
+    return [m for m in mismatches if m.fact not in allowed]
+
+
+@pytest.mark.parametrize("task", compared_tasks())
+def test_static_facts_equal_the_reference(task):
+    mismatches = undeviated(task, static_mismatches(task, goalax_static(task)))
+    assert not mismatches, report(task, mismatches)
+
+
+DEVIATION_CASES = [
+    pytest.param(task, d, id=f"{task}-{d.fact}")
+    for d in DEVIATIONS
+    for task in compared_tasks()
+    if d.applies(task)
+]
+
+
+@pytest.mark.parametrize(("task", "deviation"), DEVIATION_CASES)
+def test_a_deviation_is_exactly_its_listed_difference_and_its_option_removes_it(task, deviation):
+    ours = goalax_static(task)["model"][deviation.fact]
+    theirs = reference(task)["model"][deviation.fact]
+    assert set(ours) - set(theirs) == deviation.goalax_only, (task, deviation.fact)
+    assert set(theirs) - set(ours) == deviation.reference_only, (task, deviation.fact)
+    try:
+        restored = goalax_static(task, tuple(deviation.option.items()))["model"][deviation.fact]
+    except TypeError as error:
+        pytest.fail(f"{task}: envs.make has no option {deviation.option} yet ({error})")
+    assert sorted(restored) == sorted(theirs), (task, deviation.option)
+
+
+def test_every_reference_task_is_compared_or_has_no_goalax_task():
+    """The fixture covers every goalax task that the reference has: nothing silently skipped."""
+    covered = {REFERENCE_NAME.get(name, name) for name in compared_tasks()}
+    missing = sorted(set(REFERENCE) - covered - {n for n, e in REFERENCE.items() if "skipped" in e})
+    assert not missing, f"reference tasks without a goalax task: {missing}"
+    assert HEADER["versions"]["jaxgcrl"] == "0.2.8"
+    assert HEADER["command"] == "bash benchmarks/reference_facts.sh"
+
+
+# --- distributions -----------------------------------------------------------------------------
+
+
+def goalax_distributions(task: str, env, model: dict) -> dict:
+    """The fixture's distributions from ``n`` goalax resets (same keys, other draws)."""
+    n = HEADER["n_resets"]
+    keys = jax.random.split(jax.random.PRNGKey(0), n)
+    lowered = jax.jit(jax.vmap(env.reset)).lower(keys)
+    states = lowered.compile(compiler_options=SMOKE_COMPILER_OPTIONS)(keys)
+    obs = np.asarray(states.obs, np.float64)
+    q = np.asarray(states.pipeline_state.q, np.float64)
+    qd = np.asarray(states.pipeline_state.qd, np.float64)
+    goal = obs[:, env.state_dim :]
+    start = obs[:, list(env.goal_indices)]
+    out = {
+        "goal": facts.sample_stats(goal),
+        "start_goal_part": facts.sample_stats(start),
+        "start_q": {
+            joint: facts.sample_stats(q[:, j["qpos"][0] : j["qpos"][0] + j["qpos"][1]])
+            for joint, j in model["joints"].items()
+        },
+        "start_qd": {
+            joint: facts.sample_stats(qd[:, j["qvel"][0] : j["qvel"][0] + j["qvel"][1]])
+            for joint, j in model["joints"].items()
+        },
+    }
+    if goal.shape[1] == start.shape[1]:
+        out["start_to_goal_distance"] = facts.sample_stats(np.linalg.norm(start - goal, axis=1))
+    if "ant_ball" in task:
+        out["ant_to_ball_distance"] = facts.sample_stats(np.linalg.norm(obs[:, :2] - start, axis=1))
+    return out
+
+
+def stats_mismatches(fact: str, ours: dict, theirs: dict) -> list[Mismatch]:
+    """Per coordinate: mean within ``DIST_MEAN_SE`` standard errors, sd within ``DIST_STD_REL``,
+    min/max within ``DIST_EXTREME_REL`` of the reference's range plus ``DIST_EXTREME_SD`` sd."""
+    if len(ours["mean"]) != len(theirs["mean"]):
+        return [Mismatch(f"{fact} size", len(ours["mean"]), len(theirs["mean"]))]
+    out = []
+    m, s, lo, hi = (np.asarray(ours[k]) for k in ("mean", "std", "min", "max"))
+    rm, rs, rlo, rhi = (np.asarray(theirs[k]) for k in ("mean", "std", "min", "max"))
+    se = np.sqrt(s**2 / ours["n"] + rs**2 / theirs["n"])
+    margin = DIST_EXTREME_REL * (rhi - rlo) + DIST_EXTREME_SD * np.maximum(s, rs) + DIST_ATOL
+    checks = (
+        ("mean", m, rm, DIST_MEAN_SE * se + DIST_ATOL),
+        ("std", s, rs, DIST_STD_REL * np.maximum(s, rs) + DIST_ATOL),
+        ("min", lo, rlo, margin),
+        ("max", hi, rhi, margin),
+    )
+    for stat, a, b, tol in checks:
+        bad = np.abs(a - b) > tol
+        if bad.any():
+            idx = np.flatnonzero(bad)
+            out.append(
+                Mismatch(f"{fact} {stat} (coords {idx.tolist()})", np.round(a, 4), np.round(b, 4))
+            )
+    return out
+
+
+def distribution_mismatches(task: str) -> list[Mismatch]:
+    env = make(task)
+    model = facts.model_facts(env.sys.mj_model)
+    ours = goalax_distributions(task, env, model)
+    theirs = reference(task)["distributions"]
+    _, joints = physical(model)
+    _, ref_joints = physical(reference(task)["model"])
+    out = []
+    for fact in ("goal", "start_goal_part", "start_to_goal_distance", "ant_to_ball_distance"):
+        if fact in theirs or fact in ours:
+            if fact not in ours or fact not in theirs:
+                out.append(Mismatch(fact, fact in ours, fact in theirs))
+            else:
+                out += stats_mismatches(fact, ours[fact], theirs[fact])
+    for part in ("start_q", "start_qd"):
+        for joint in sorted(set(joints) & set(ref_joints)):
+            out += stats_mismatches(f"{part}[{joint}]", ours[part][joint], theirs[part][joint])
+    return out
+
+
+@pytest.mark.parametrize("task", compiled_params())
+def test_start_and_goal_distributions_match_the_reference(task):
+    mismatches = distribution_mismatches(task)
+    assert not mismatches, report(task, mismatches)
+
+
+# --- trajectory --------------------------------------------------------------------------------
+
+
+def reference_start(task: str, env, model: dict) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """goalax ``(q, qd)`` holding the reference's initial state joint by joint (by name), and
+    the physical joints of either side that the other lacks."""
+    ref = reference(task)
+    _, joints = physical(model)
+    _, ref_joints = physical(ref["model"])
+    q = np.array(jax.jit(env.reset)(jax.random.PRNGKey(0)).pipeline_state.q, np.float32)
+    qd = np.zeros(model["nv"], np.float32)
+    ref_q, ref_qd = np.asarray(ref["trajectory"]["q0"]), np.asarray(ref["trajectory"]["qd0"])
+    for name in set(joints) & set(ref_joints):
+        (a, n), (ra, _) = joints[name]["qpos"], ref_joints[name]["qpos"]
+        q[a : a + n] = ref_q[ra : ra + n]
+        (a, n), (ra, _) = joints[name]["qvel"], ref_joints[name]["qvel"]
+        qd[a : a + n] = ref_qd[ra : ra + n]
+    unmatched = sorted(set(joints) ^ set(ref_joints))
+    return q, qd, unmatched
+
+
+def trajectory_mismatches(task: str) -> list[Mismatch]:
+    ref = reference(task)
+    env, out = make_restored(task)
+    if env.backend != ref["backend"]:
+        return out + [
+            Mismatch(
+                "trajectory backend (goalax lacks the reference's)", env.backend, ref["backend"]
+            )
+        ]
+    model = facts.model_facts(env.sys.mj_model)
+    q0, qd0, unmatched = reference_start(task, env, model)
+    if unmatched:
+        return out + [Mismatch("trajectory joints (not on both sides)", unmatched, "-")]
+    actions = jnp.asarray(ref["trajectory"]["actions"], jnp.float32)
+
+    def rollout(q, qd, actions):
+        state = env.reset(jax.random.PRNGKey(0))
+        state = state.replace(pipeline_state=env.pipeline_init(q, qd))
+
+        def step(state, action):
+            state = env.step(state, action)
+            return state, (state.pipeline_state.q, state.done)
+
+        return jax.lax.scan(step, state, actions)[1]
+
+    args = (jnp.asarray(q0), jnp.asarray(qd0), actions)
+    compiled = jax.jit(rollout).lower(*args).compile(compiler_options=SMOKE_COMPILER_OPTIONS)
+    q, done = (np.asarray(x, np.float64) for x in compiled(*args))
+    ref_q, ref_done = np.asarray(ref["trajectory"]["q"]), np.asarray(ref["trajectory"]["done"])
+    _, joints = physical(model)
+    _, ref_joints = physical(ref["model"])
+    for name in sorted(joints):
+        (a, n), (ra, _) = joints[name]["qpos"], ref_joints[name]["qpos"]
+        error = np.abs(q[:, a : a + n] - ref_q[:, ra : ra + n]).max(axis=1)
+        if error.max() > TRAJECTORY_ATOL:
+            first = int(np.argmax(error > TRAJECTORY_ATOL))
+            out.append(
+                Mismatch(
+                    f"trajectory q[{name}] (first off at step {first + 1}, max |diff| "
+                    f"{error.max():.3g})",
+                    np.round(q[first, a : a + n], 4),
+                    np.round(ref_q[first, ra : ra + n], 4),
+                )
+            )
+    if not np.array_equal(done > 0, ref_done > 0):
+        out.append(
+            Mismatch(
+                "trajectory done steps",
+                np.flatnonzero(done).tolist(),
+                np.flatnonzero(ref_done).tolist(),
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("task", compiled_params())
+def test_trajectory_from_the_reference_start_matches(task):
+    mismatches = trajectory_mismatches(task)
+    assert not mismatches, report(task, mismatches)
+
+
+# --- the comparison itself ---------------------------------------------------------------------
+
+TOY_MJCF = """
+<mujoco>
+  <worldbody>
+    <geom name="floor" type="plane" size="10 10 1" contype="1" conaffinity="1"/>
+    <geom name="wall" type="box" pos="3 0 0" size="1 1 1" contype="1" conaffinity="1"/>
+    <body name="torso" pos="0 0 1">
+      <joint name="root" type="free"/>
+      <geom name="torso_geom" type="sphere" size="0.2" contype="1" conaffinity="0"/>
+      <geom type="sphere" size="0.1" contype="0" conaffinity="0" mass="2"/>
+      <body name="leg" pos="0 0 -0.5">
+        <joint name="knee" type="hinge" axis="0 1 0"/>
+        <geom name="shin" type="capsule" fromto="0 0 0 0 0 -0.3" size="0.05" contype="2"
+              conaffinity="2"/>
+      </body>
+    </body>
+    <body name="target" pos="1 1 0">
+      <joint name="target_x" type="slide" axis="1 0 0"/>
+      <geom type="sphere" size="0.1" contype="0" conaffinity="0"/>
+    </body>
+    <body name="table" pos="5 0 0"><geom name="top" type="box" size="1 1 0.1"/></body>
+  </worldbody>
+  <actuator><motor joint="knee" gear="30" ctrlrange="-0.5 0.5" ctrllimited="true"/></actuator>
+</mujoco>
+"""
+
+
+def test_model_facts_read_mujoco_contact_rule_markers_and_actuators():
+    import mujoco
+
+    model = facts.model_facts(mujoco.MjModel.from_xml_string(TOY_MJCF))
+    # contype 1 & the floor's conaffinity 1; the shin's bit 2 misses the floor's bit 1; the static
+    # wall and table share the floor's weld group (the world).
+    assert model["floor_colliders"] == ["torso_geom"]
+    assert [b for b, v in model["bodies"].items() if v["marker"]] == ["target"]
+    assert model["joints"]["root"]["type"] == "free"
+    assert model["joints"]["root"]["qpos"] == [0, 7] and model["joints"]["knee"]["qvel"] == [6, 1]
+    assert model["actuators"][0]["joint"] == "knee"
+    assert facts.applied_control(np.array([-1.0]), [[-0.5, 0.5]]) == [-0.5]
+    assert facts.applied_control(np.array([-1.0]), [None]) == [-1.0]
+
+
+def test_distribution_check_flags_a_moved_support_but_not_a_resample():
+    rng = np.random.default_rng(0)
+    n = 1024
+    theirs = facts.sample_stats(rng.uniform(-0.1, 0.1, (n, 3)))
+    again = facts.sample_stats(rng.uniform(-0.1, 0.1, (n, 3)))
+    normal = facts.sample_stats(rng.normal(0.0, 0.1, (n, 3)))
+    assert stats_mismatches("x", again, theirs) == []
+    assert stats_mismatches("x", normal, facts.sample_stats(rng.normal(0.0, 0.1, (n, 3)))) == []
+    wider = stats_mismatches("x", facts.sample_stats(rng.uniform(-0.2, 0.2, (n, 3))), theirs)
+    assert "x std" in {m.fact.split(" (")[0] for m in wider}
+    shifted = stats_mismatches("x", facts.sample_stats(rng.uniform(0.0, 0.2, (n, 3))), theirs)
+    assert {m.fact.split(" (")[0] for m in shifted} >= {"x mean", "x min", "x max"}
+    cut = stats_mismatches("x", facts.sample_stats(np.abs(rng.normal(0.0, 0.1, (n, 3)))), normal)
+    assert "x min" in {m.fact.split(" (")[0] for m in cut}
+    fixed = facts.sample_stats(np.full((n, 1), 5.0))
+    assert stats_mismatches("x", facts.sample_stats(rng.uniform(3, 7, (n, 1))), fixed)
