@@ -441,6 +441,30 @@ def test_her_goals_come_from_the_same_episode_later(episodes, num_chunks, seed):
     np.testing.assert_array_equal(batch["next_state_obs"][:, :2], next_goal)
 
 
+def test_a_terminal_state_can_be_a_goal_but_nothing_past_it():
+    # Decision (goalax/relabel.py, docs/parity.md): the terminal transition stores the achieved
+    # goal of the terminal state (x = 3 here), a state the agent reached, so it may be a goal; the
+    # reference never uses one (its auto-reset overwrites it). Episode 0: rows 0-2, terminated
+    # at row 2; episode 1: rows 3-5 (achieved x = 4, 5, 6).
+    t = jnp.arange(6, dtype=jnp.float32)
+    data = {
+        "state_obs": t[:, None, None],
+        "action": jnp.zeros((6, 1, 1)),
+        "next_goal": (t + 1)[:, None, None],
+        "terminated": (t == 2).astype(jnp.float32)[:, None],
+    }
+    buf = replay.init(jax.tree.map(lambda x: x[0], data), 6)
+    buf = replay.insert(buf, data, jnp.array([0, 0, 0, 1, 1, 1], jnp.int32)[:, None])
+    batch = relabel.contrastive_batch(
+        buf, jax.random.PRNGKey(0), 512, max_episode_length=6, gamma=0.5, strategy="geometric"
+    )
+    now, goal = np.asarray(batch["state_obs"][:, 0]), np.asarray(batch["goal"][:, 0])
+    first = now <= 2
+    assert set(goal[first]) == {1.0, 2.0, 3.0}  # the terminal state's x = 3 among them
+    assert np.all(goal[now == 2] == 3.0)  # the terminal step's only future is its own end
+    assert np.all(goal[~first] >= 4.0) and np.all(goal[~first] > now[~first])  # never episode 0
+
+
 # --- end to end on point ----------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import imageio.v2 as imageio
 import jax
@@ -111,7 +112,8 @@ class _PointWithGoals(PointEnv):
 
 
 def _fake_run(env):
-    config = SimpleNamespace(run=SimpleNamespace(num_seeds=1, seed=3, env="point"), agent_name="x")
+    run = SimpleNamespace(num_seeds=1, seed=3, env="point", deterministic_eval=True)
+    config = SimpleNamespace(run=run, agent_name="x")
     return SimpleNamespace(
         env=env,
         config=config,
@@ -133,6 +135,74 @@ def test_evaluate_run_reports_each_goal_of_a_set():
     assert "centre_and_corner" in evaluate.format_report(report)
     with pytest.raises(ConfigError, match="available: centre_and_corner"):
         evaluate.evaluate_run(run, run_dir="fake", goal_set_name="far", key=jax.random.key(0))
+
+
+REFERENCE_FACTS = os.path.join(os.path.dirname(__file__), "data", "reference_agent_facts.json")
+
+
+class _Scripted(NamedTuple):
+    """State of ``_ScriptedEnv``: which scripted episode (``row``) and how many steps taken."""
+
+    obs: jax.Array
+    reward: jax.Array
+    done: jax.Array
+    metrics: dict
+    row: jax.Array
+    steps: jax.Array
+
+
+class _ScriptedEnv:
+    """Plays back per-step ``success``, ``success_easy`` and ``dist`` tables ``[episodes, steps]``;
+    episode ``row`` is chosen by its goal (``with_goal``) and terminates on step ``done_at``."""
+
+    def __init__(self, script: dict):
+        self.tables = {
+            k: jnp.asarray(script[k], jnp.float32) for k in ("success", "success_easy", "dist")
+        }
+        self.done_at = jnp.asarray(script["done_at_step"])
+
+    def reset(self, key):
+        zero = jnp.zeros(())
+        metrics = {k: zero for k in self.tables}
+        return _Scripted(
+            jnp.zeros(1), zero, zero, metrics, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32)
+        )
+
+    def with_goal(self, state, goal):
+        return state._replace(row=goal[0].astype(jnp.int32))
+
+    def step(self, state, action):
+        metrics = {k: table[state.row, state.steps] for k, table in self.tables.items()}
+        done = (state.steps + 1 == self.done_at[state.row]).astype(jnp.float32)
+        return state._replace(
+            reward=metrics["success"], done=done, metrics=metrics, steps=state.steps + 1
+        )
+
+
+def test_reference_metrics_equal_the_reference_evaluator_on_a_scripted_episode():
+    # The reference's evaluator (brax's EvalWrapper) ran on this script, recorded in
+    # tests/data/reference_agent_facts.json: episode 0 terminates on its 4th of 6 steps.
+    with open(REFERENCE_FACTS) as f:
+        script = json.load(f)["evaluator"]
+    result = evaluate_episodes(
+        _ScriptedEnv(script),
+        lambda obs, key: jnp.zeros(obs.shape[:-1] + (1,)),
+        jax.random.PRNGKey(0),
+        num_envs=2,
+        episode_length=script["episode_length"],
+        goals=jnp.array([[0.0], [1.0]]),
+    )
+    for name in evaluate.REFERENCE_METRICS:
+        assert float(result[name]) == pytest.approx(script[f"eval/{name}"], rel=1e-6), name
+    assert float(result["episode_length"]) == script["eval/avg_episode_length"]
+    # By hand: steps at goal 0+1+1+0 | 1+0+0+0+0+1 = 2 | 2, summed distances 3 + .2 + .1 + 1 =
+    # 4.3 | 8.7 (the steps after the termination never count); goalax's own: fractions and means.
+    assert float(result["episode_success"]) == pytest.approx(2.0)
+    assert float(result["episode_dist"]) == pytest.approx((4.3 + 8.7) / 2)
+    assert float(result["time_at_goal"]) == pytest.approx((2 / 6 + 2 / 6) / 2)
+    assert float(result["dist"]) == pytest.approx((4.3 / 4 + 8.7 / 6) / 2)
+    assert float(result["success_easy"]) == 1.0 and float(result["success_at_end"]) == 0.5
+    assert float(result["time_at_goal"]) * 6 == pytest.approx(float(result["episode_success"]))
 
 
 # --- render ------------------------------------------------------------------------------------
