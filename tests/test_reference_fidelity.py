@@ -258,7 +258,7 @@ def set_difference(fact: str, ours, theirs) -> Mismatch | None:
     ours, theirs = set(ours), set(theirs)
     if ours == theirs:
         return None
-    return Mismatch(fact, f"only goalax {sorted(ours - theirs)}", f"only {sorted(theirs - ours)}")
+    return Mismatch(fact, f"only {sorted(ours - theirs)}", f"only {sorted(theirs - ours)}")
 
 
 def static_mismatches(task: str, ours: dict) -> list[Mismatch]:
@@ -496,7 +496,7 @@ def trajectory_mismatches(task: str) -> list[Mismatch]:
     model = facts.model_facts(env.sys.mj_model)
     q0, qd0, unmatched = reference_start(task, env, model)
     if unmatched:
-        return out + [Mismatch("trajectory joints (not on both sides)", unmatched, "-")]
+        return out + [Mismatch("trajectory (joints not on both sides)", unmatched, "-")]
     actions = jnp.asarray(ref["trajectory"]["actions"], jnp.float32)
 
     def rollout(q, qd, actions):
