@@ -149,19 +149,28 @@ def test_paper_preset_runs_the_reference_evaluation_and_networks():
         assert paper(name).run.num_eval_envs == presets.REFERENCE_EVAL_ENVS
     assert paper("sac").agent.activation == nets["sac_activation"] == "relu"
     assert paper("td3").agent.activation == nets["td3_activation"] == "relu"
-    # PPO: the policy trunk's widths (mean and scale head last) and the value network's
-    ppo_config = paper("ppo").agent
-    params = jax.eval_shape(agents.make("ppo", ppo_config, **SIZES).init, jax.random.key(0))
+    # Layer widths of each actor (mean and scale heads last) and of PPO's value network
     action_dim = SIZES["action_dim"]
 
-    def widths(tree):
-        kernels = [leaf.shape[-1] for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
-                   if "kernel" in jax.tree_util.keystr(path)]  # fmt: skip
-        return kernels
+    def widths(name):
+        init = agents.make(name, paper(name).agent, **SIZES).init
+        params = jax.eval_shape(init, jax.random.key(0)).params
+        leaves = jax.tree_util.tree_leaves_with_path(params)
+        found = {}
+        for part in ("actor", "value"):
+            found[part] = [leaf.shape[-1] for path, leaf in leaves
+                           if f".{part}" in jax.tree_util.keystr(path)
+                           and "kernel" in jax.tree_util.keystr(path)]  # fmt: skip
+        return found
 
-    ref_policy = nets["ppo_policy_widths"]
-    assert widths(params.params.actor) == ref_policy[:-1] + [2 * action_dim]
-    assert widths(params.params.value) == nets["ppo_value_widths"]
+    def reference(key, heads):  # the reference's widths for our action_dim (probed with 3)
+        return nets[key][:-1] + [heads * action_dim]
+
+    assert widths("sac")["actor"] == reference("sac_policy_widths", 2)
+    assert widths("td3")["actor"] == reference("td3_policy_widths", 1)
+    ppo_widths = widths("ppo")
+    assert ppo_widths["actor"] == reference("ppo_policy_widths", 2)
+    assert ppo_widths["value"] == nets["ppo_value_widths"]
 
 
 def test_derived_values_follow_the_reference_formulas():
