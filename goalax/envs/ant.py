@@ -1,18 +1,22 @@
 """Ant tasks: ``ant``, ``ant_random_start``, ``ant_ball`` (Ant Soccer) and ``ant_push``.
 
-Physics come from brax's bundled ``ant.xml`` (loaded as a string; extra bodies such as a ball, a
-block or maze walls are appended to its world body). The mazes built on this class live in
+Each is the reference's task (jaxgcrl 0.2.8) on goalax's own MJCF (``ant_mjcf``): its model, its
+reset distribution, its state layout and its thresholds. The mazes built on these classes live in
 ``ant_maze.py``.
 
 state_obs ``[29]`` (plain ant): ``q [15]`` (torso ``x, y, z``, torso quaternion, 8 leg angles)
-then ``qd [14]``; the goal part is the torso ``x, y`` (entries 0, 1). Ant Soccer appends the
-ball's ``x, y`` (goal part) and ``vx, vy``. Every ant task terminates, as the reference's do, when
+then ``qd [14]``; the goal part is the torso ``x, y`` (entries 0, 1). Ant Soccer and ``ant_push``
+append the ball's / block's ``x, y`` (31). Every ant task terminates, as the reference's do, when
 the torso height leaves ``(0.2, 1.0)`` (an ant on its back or thrown up); ``termination=False``
 turns that off (see ``GoalPipelineEnv``).
 
+One deliberate deviation, on by default: the lower legs touch the floor
+(``leg_contacts="lower_legs"``); ``leg_contacts="reference"`` gives the reference's contact set.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import brax
 import jax
@@ -20,58 +24,34 @@ import jax.numpy as jnp
 import numpy as np
 
 from goalax.envs import notices
-from goalax.envs.base import GoalPipelineEnv, State, brax_asset, mjx_fast_solver
+from goalax.envs.ant_mjcf import (
+    PLAIN,
+    PUSH,
+    SOCCER,
+    Contacts,
+    ant_mjcf,
+    ball_body,
+    box_geom,
+)
+from goalax.envs.base import GoalPipelineEnv, State, mjx_fast_solver
 
-#: Leg angles of the ant's rest pose (from ``ant.xml``'s ``init_qpos``).
+#: Leg angles of the ant's rest pose (radians: hips 0, ankles +-1).
 ANT_LEGS_Q0 = (0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0)
-ANT_TORSO_Z0 = 0.55
-BALL_RADIUS = 0.35
+#: Half-width of the uniform noise on every entry of the ant's ``q`` at reset (torso position
+#: and quaternion included; the quaternion is not renormalised, as in the reference) and the
+#: standard deviation of the Gaussian noise on ``qd``.
+RESET_NOISE = 0.1
+#: The reference's healthy torso heights of the ant family (JaxGCRL's ``healthy_z_range``).
+ANT_HEALTHY_Z = (0.2, 1.0)
+#: Which leg parts touch the floor: goalax's lower legs and feet, or the reference's feet only.
+LegContacts = Literal["lower_legs", "reference"]
+LEG_CONTACTS = ("lower_legs", "reference")
 
 
-def ant_mjcf(extra_bodies: str = "", torso_collides: bool = False) -> str:
-    """``ant.xml`` with ``extra_bodies`` appended to the world body.
-
-    ``torso_collides`` lets the torso touch balls, blocks and walls (in ``ant.xml`` only the feet
-    collide, with the floor). The ``init_qpos`` numeric is dropped because extra free bodies change
-    the length of ``q``; resets build ``q`` themselves.
-    """
-    xml = brax_asset("ant.xml")
-    start = xml.index('<numeric data="0.0 0.0 0.55')
-    xml = xml[:start] + xml[xml.index("\n", start) + 1 :]
-    xml = _lower_legs_touch_floor(xml)
-    if torso_collides:
-        old = '<geom name="torso_geom" pos="0 0 0" size="0.25" type="sphere"/>'
-        assert old in xml
-        xml = xml.replace(old, old.replace("<geom ", '<geom contype="1" conaffinity="1" '))
-    return xml.replace("</worldbody>", extra_bodies + "\n  </worldbody>")
-
-
-#: Contact bit of the lower legs: they collide with the floor (``conaffinity`` 1 | 2) only.
-LOWER_LEG_CONTYPE = 2
-LOWER_LEGS = ("left_ankle_geom", "right_ankle_geom", "third_ankle_geom", "fourth_ankle_geom")
-
-
-def _lower_legs_touch_floor(xml: str) -> str:
-    """Give the four lower-leg capsules floor contacts.
-
-    In brax's ``ant.xml`` only the foot spheres collide, so a knee (the lower leg's top end)
-    sinks through the floor whenever the ant kneels: measured 18 cm below it over 32 envs x 1000
-    random-action steps even with termination on. The capsules get contact bit 2 and the floor
-    accepts bits 1 and 2, so they touch the floor and nothing else (not the torso, the ball, a
-    block or walls, whose affinity is bit 1 only).
-    """
-    floor = '<geom conaffinity="1" condim="3" material="MatPlane" name="floor"'
-    assert floor in xml
-    xml = xml.replace(floor, floor.replace('conaffinity="1"', 'conaffinity="3"'))
-    for name in LOWER_LEGS:
-        geom = f'name="{name}"'
-        assert geom in xml
-        xml = xml.replace(geom, f'{geom} contype="{LOWER_LEG_CONTYPE}"')
-    return xml
-
-
-def ant_system(xml: str, backend: str) -> tuple[brax.System, int]:
-    """``(system, n_frames)`` for ``backend`` (env dt 0.05 s on every backend)."""
+def ant_system(xml: str, backend: str, mjx_solver: tuple[int, int]) -> tuple[brax.System, int]:
+    """``(system, n_frames)`` for ``backend``: env dt 0.05 s (10 x 5 ms on ``spring`` and
+    ``positional``, 5 x 10 ms elsewhere); ``mjx_solver`` is MJX's Newton ``(iterations,
+    ls_iterations)``; ``positional`` uses gear 200, as the reference does."""
     sys = notices.load_mjcf(xml)
     if backend in ("spring", "positional"):
         sys = sys.tree_replace({"opt.timestep": 0.005})
@@ -79,7 +59,9 @@ def ant_system(xml: str, backend: str) -> tuple[brax.System, int]:
     else:
         n_frames = 5
     if backend == "mjx":
-        sys = mjx_fast_solver(sys)
+        sys = mjx_fast_solver(sys).tree_replace(
+            {"opt.iterations": mjx_solver[0], "opt.ls_iterations": mjx_solver[1]}
+        )
     if backend == "positional":
         sys = sys.replace(
             actuator=sys.actuator.replace(gear=200 * jnp.ones_like(sys.actuator.gear))
@@ -87,25 +69,31 @@ def ant_system(xml: str, backend: str) -> tuple[brax.System, int]:
     return sys, n_frames
 
 
-def ball_body(name: str = "ball", pos: tuple[float, float] = (2.0, 0.0)) -> str:
-    return (
-        f'<body name="{name}" pos="{pos[0]} {pos[1]} {BALL_RADIUS}">'
-        f'<joint name="{name}_free" type="free" limited="false" armature="0" damping="0"/>'
-        f'<geom name="{name}_geom" type="sphere" size="{BALL_RADIUS}" mass="1" contype="1" '
-        'conaffinity="1" rgba="0.95 0.85 0.2 1"/></body>'
-    )
+def unit(angle: jax.Array) -> jax.Array:
+    """``[] -> [2]``: the unit vector at ``angle``."""
+    return jnp.stack([jnp.cos(angle), jnp.sin(angle)])
 
 
-#: The reference's healthy torso heights of the ant family (JaxGCRL's ``healthy_z_range``).
-ANT_HEALTHY_Z = (0.2, 1.0)
+def uniform_angle(key: jax.Array) -> jax.Array:
+    return jax.random.uniform(key, (), jnp.float32, 0.0, 2 * jnp.pi)
 
 
 class Ant(GoalPipelineEnv):
-    """Torso ``x, y`` to a goal on the circle of radius 10 around the start."""
+    """Torso ``x, y`` to a goal on the circle of radius 10 around the origin.
+
+    ``random_start``: the start is on the circle of radius 10 around the goal (up to 20 from
+    the origin), as the reference's ``ant_random_start``.
+    """
 
     backends = ("spring", "mjx", "positional")
     goal_radius = 10.0
     healthy_z_range = ANT_HEALTHY_Z
+    #: The reference's contact bits of this task's model.
+    contacts: Contacts = PLAIN
+    #: Torso height of the rest pose before noise.
+    torso_z0 = 0.55
+    #: MJX's Newton ``(iterations, ls_iterations)``.
+    mjx_solver = (1, 4)
 
     def __init__(
         self,
@@ -115,10 +103,13 @@ class Ant(GoalPipelineEnv):
         dense_reward: bool = False,
         termination: bool = True,
         random_start: bool = False,
-        start_range: float = 5.0,
+        leg_contacts: LegContacts = "lower_legs",
     ):
+        if leg_contacts not in LEG_CONTACTS:
+            raise ValueError(f"leg_contacts must be one of {LEG_CONTACTS}, got {leg_contacts!r}")
+        self.leg_contacts = leg_contacts
         backend = backend or self.backends[0]
-        sys, n_frames = ant_system(self.mjcf(), backend)
+        sys, n_frames = ant_system(self.mjcf(), backend, self.mjx_solver)
         super().__init__(sys=sys, backend=backend, n_frames=n_frames)
         self.termination = termination
         self.state_dim = 29
@@ -128,136 +119,168 @@ class Ant(GoalPipelineEnv):
         self.episode_length = 1000 if episode_length is None else episode_length
         self.dense_reward = dense_reward
         self.random_start = random_start
-        self.start_range = start_range
+
+    def ant_world(self, world: str = "", **physics) -> str:
+        """The MJCF of this task's contacts and leg contacts with ``world`` appended."""
+        lower = self.leg_contacts == "lower_legs"
+        return ant_mjcf(self.contacts, lower_leg_contacts=lower, world=world, **physics)
 
     def mjcf(self) -> str:
-        return ant_mjcf()
+        return self.ant_world()
 
-    def ant_q(self, key: jax.Array, xy: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """``(q [15], qd [14])``: rest pose at ``xy`` with brax's usual small random noise."""
+    def ant_q(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``(q [15], qd [14])``: the rest pose at the origin with the reference's noise on
+        every entry (``RESET_NOISE``)."""
         key_q, key_qd = jax.random.split(key)
-        q0 = jnp.concatenate(
-            [xy, jnp.array((ANT_TORSO_Z0, 1.0, 0.0, 0.0, 0.0) + ANT_LEGS_Q0, jnp.float32)]
-        )
-        q = q0 + jnp.concatenate(
-            [jnp.zeros(7), jax.random.uniform(key_q, (8,), jnp.float32, -0.1, 0.1)]
-        )
-        qd = 0.1 * jax.random.normal(key_qd, (14,), jnp.float32)
+        q0 = jnp.array((0.0, 0.0, self.torso_z0, 1.0, 0.0, 0.0, 0.0) + ANT_LEGS_Q0, jnp.float32)
+        q = q0 + jax.random.uniform(key_q, (15,), jnp.float32, -RESET_NOISE, RESET_NOISE)
+        qd = RESET_NOISE * jax.random.normal(key_qd, (14,), jnp.float32)
         return q, qd
 
     def reset(self, rng: jax.Array) -> State:
-        key_ant, key_start, key_goal = jax.random.split(rng, 3)
-        start = jnp.where(
-            self.random_start,
-            jax.random.uniform(key_start, (2,), jnp.float32, -self.start_range, self.start_range),
-            jnp.zeros(2, jnp.float32),
-        )
-        angle = jax.random.uniform(key_goal, (), jnp.float32, -jnp.pi, jnp.pi)
-        goal = start + self.goal_radius * jnp.stack([jnp.cos(angle), jnp.sin(angle)])
-        q, qd = self.ant_q(key_ant, start)
+        q, qd, goal = self.initial_state(rng)
         return self.make_state(self.pipeline_init(q, qd), goal, {"goal": goal})
+
+    def initial_state(self, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """A reset's draw ``(q, qd, goal)``, before any physics (cheap to sample in bulk)."""
+        key_ant, key_goal, key_start = jax.random.split(key, 3)
+        q, qd = self.ant_q(key_ant)
+        goal = self.goal_radius * unit(uniform_angle(key_goal))
+        if self.random_start:
+            q = q.at[:2].set(goal + self.goal_radius * unit(uniform_angle(key_start)))
+        return q, qd, goal
 
     def state_obs(self, pipeline_state) -> jax.Array:
         return jnp.concatenate([pipeline_state.q[:15], pipeline_state.qd[:14]])
 
     def eval_goal_sets(self) -> dict[str, np.ndarray]:
-        """Five goals on the goal circle around the default start (the origin)."""
+        """Five goals on the goal circle around the origin."""
         angles = np.deg2rad([0.0, 72.0, 144.0, 216.0, 288.0])
         tasks = self.goal_radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
         return {"tasks": tasks.astype(np.float32)}
 
 
 class AntBall(Ant):
-    """Ant Soccer: push the ball's ``x, y`` to a goal on the circle of radius 5."""
+    """Ant Soccer: push the ball's ``x, y`` to a goal on the circle of radius 5.
+
+    The ball (radius 0.5, 0.576 kg) slides on x and y. It starts at a fifth of the way to the
+    goal plus an offset whose x is the cosine of an angle of its own and whose y is the sine of
+    the goal's angle, as the reference draws it: 2.8-5.0 from the goal, 0-2.4 from the ant.
+    """
 
     goal_radius = 5.0
+    contacts = SOCCER
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.state_dim = 33
+        self.state_dim = 31
         self.goal_indices = (29, 30)
 
     def mjcf(self) -> str:
-        return ant_mjcf(ball_body(), torso_collides=True)
+        return self.ant_world(ball_body())
 
-    def reset(self, rng: jax.Array) -> State:
-        key_ant, key_goal, key_ball = jax.random.split(rng, 3)
-        angle = jax.random.uniform(key_goal, (), jnp.float32, -jnp.pi, jnp.pi)
-        direction = jnp.stack([jnp.cos(angle), jnp.sin(angle)])
-        goal = self.goal_radius * direction
-        # The ball starts on the way, 30-70 % of the distance to the goal (clear of the ant's legs).
-        fraction = jax.random.uniform(key_ball, (), jnp.float32, 0.3, 0.7)
-        return self.reset_with(key_ant, jnp.zeros(2), fraction * goal, goal)
+    def initial_state(self, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        key_ant, key_goal, key_ball = jax.random.split(key, 3)
+        goal_angle = uniform_angle(key_goal)
+        goal = self.goal_radius * unit(goal_angle)
+        offset = jnp.stack([jnp.cos(uniform_angle(key_ball)), jnp.sin(goal_angle)])
+        q, qd = self.with_ball(key_ant, 0.2 * goal + offset)
+        return q, qd, goal
 
-    def reset_with(self, key: jax.Array, ant_xy: jax.Array, ball_xy: jax.Array, goal) -> State:
-        ant_q, ant_qd = self.ant_q(key, ant_xy)
-        ball_q = jnp.concatenate([ball_xy, jnp.array([BALL_RADIUS, 1.0, 0.0, 0.0, 0.0])])
-        q = jnp.concatenate([ant_q, ball_q])
-        qd = jnp.concatenate([ant_qd, jnp.zeros(6)])
-        return self.make_state(self.pipeline_init(q, qd), goal, {"goal": goal})
+    def with_ball(self, key: jax.Array, ball_xy: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``(q [17], qd [16])``: the ant's noisy rest pose, the ball still at ``ball_xy``."""
+        ant_q, ant_qd = self.ant_q(key)
+        return jnp.concatenate([ant_q, ball_xy]), jnp.concatenate([ant_qd, jnp.zeros(2)])
 
     def state_obs(self, pipeline_state) -> jax.Array:
         q, qd = pipeline_state.q, pipeline_state.qd
-        return jnp.concatenate([q[:15], qd[:14], q[15:17], qd[14:16]])
+        return jnp.concatenate([q[:15], qd[:14], q[15:17]])
 
 
-def _box(name: str, centre, half, rgba: str = "0.55 0.5 0.45 1") -> str:
-    return (
-        f'<geom name="{name}" type="box" pos="{centre[0]} {centre[1]} {half[2]}" '
-        f'size="{half[0]} {half[1]} {half[2]}" contype="1" conaffinity="1" rgba="{rgba}"/>'
+#: ``ant_push``'s fixed walls, 4 high: ``(x, y)`` centre and ``(x, y)`` half-size. With the
+#: block in the middle they leave a passage from the start (0, 0) to the two goal regions that
+#: only pushing the block clears.
+PUSH_WALLS = (
+    ((-4.0, 20.0), (8.0, 8.0)),
+    ((8.0, 24.0), (4.0, 4.0)),
+    ((20.0, 20.0), (8.0, 8.0)),
+    ((-8.0, 4.0), (4.0, 8.0)),
+    ((24.0, 8.0), (4.0, 4.0)),
+    ((20.0, -4.0), (8.0, 8.0)),
+    ((0.0, -8.0), (12.0, 4.0)),
+)
+PUSH_WALL_HALF_HEIGHT = 2.0
+#: The block: a 7.2 x 7.2 x 3.6 box of 0.2 g (next to nothing against the ant's 7.3 kg) centred
+#: at (8, 8, 2), sliding on x, y and z.
+PUSH_BLOCK_XYZ = (8.0, 8.0, 2.0)
+PUSH_BLOCK_HALF = (3.6, 3.6, 1.8)
+PUSH_BLOCK_MASS = 0.0002
+#: Goals: (16, 8) or (8, 16) plus uniform noise in [0, 2)^2.
+PUSH_GOAL = (16.0, 8.0)
+PUSH_GOAL_NOISE = 2.0
+
+
+def push_world() -> str:
+    walls = "".join(
+        box_geom(f"wall_{i}", (*xy, PUSH_WALL_HALF_HEIGHT), (*half, PUSH_WALL_HALF_HEIGHT), (0, 1))
+        for i, (xy, half) in enumerate(PUSH_WALLS)
     )
-
-
-#: AntPush room: walls around [-6, 6]^2 with the top-right corner open and plugged by a block.
-PUSH_ROOM = 6.0
-PUSH_DOOR = 3.0
-PUSH_BLOCK_HALF = 1.6
-PUSH_GOALS = ((16.0, 8.0), (8.0, 16.0))
+    slides = "".join(
+        f'<joint name="block_slide{axis}" type="slide" pos="0 0 0" axis="{vector}" '
+        'armature="0" damping="0" limited="false" margin="0.01"/>'
+        for axis, vector in (("x", "1 0 0"), ("y", "0 1 0"), ("z", "0 0 1"))
+    )
+    x, y, z = PUSH_BLOCK_XYZ
+    hx, hy, hz = PUSH_BLOCK_HALF
+    block = (
+        f'<body name="block" pos="{x:g} {y:g} {z:g}">{slides}'
+        f'<geom name="block_geom" type="box" size="{hx:g} {hy:g} {hz:g}" '
+        f'mass="{PUSH_BLOCK_MASS:g}" contype="1" conaffinity="1" rgba="0.9 0.1 0.1 1"/></body>'
+    )
+    return walls + block
 
 
 class AntPush(Ant):
-    """Leave a walled room through its corner door by pushing the block away, then reach a goal
-    near (16, 8) or (8, 16). State ``[29 + 6]``: the ant, then the block's ``x, y, z, vx, vy, vz``.
+    """Push the block out of the way to reach a goal near (16, 8) or (8, 16).
+
+    The reference's ``ant_push``: its ant is 8x heavier (geom density 40, stiffer contacts) and
+    starts 0.75 high, its torso touches the floor, and it runs on MJX only (Newton, 4 iterations).
+    State ``[29 + 2]``: the ant, then the block's ``x, y``.
     """
 
-    backends = ("mjx", "spring")
+    backends = ("mjx",)
+    contacts = PUSH
+    torso_z0 = 0.75
+    mjx_solver = (4, 8)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.state_dim = 35
+        self.state_dim = 31
 
     def mjcf(self) -> str:
-        r, d, t, h = PUSH_ROOM, PUSH_DOOR, 0.5, 1.0
-        walls = [
-            _box("wall_bottom", (0.0, -r - t), (r + 2 * t, t, h)),
-            _box("wall_left", (-r - t, 0.0), (t, r + 2 * t, h)),
-            _box("wall_top", ((-r - t + d) / 2, r + t), ((r + t + d) / 2, t, h)),
-            _box("wall_right", (r + t, (-r - t + d) / 2), (t, (r + t + d) / 2, h)),
-        ]
-        b = PUSH_BLOCK_HALF
-        block = (
-            f'<body name="block" pos="{r - b + 0.5} {r - b + 0.5} {b}">'
-            '<joint name="block_free" type="free" limited="false" armature="0" damping="0"/>'
-            f'<geom name="block_geom" type="box" size="{b} {b} {b}" mass="10" contype="1" '
-            'conaffinity="1" rgba="0.3 0.6 0.3 1"/></body>'
-        )
-        return ant_mjcf("".join(walls) + block, torso_collides=True)
+        return self.ant_world(push_world(), density=40.0, solimp=".995 .995 .01")
 
-    def reset(self, rng: jax.Array) -> State:
-        key_ant, key_choice, key_noise = jax.random.split(rng, 3)
-        centres = jnp.asarray(PUSH_GOALS, jnp.float32)
-        goal = centres[jax.random.randint(key_choice, (), 0, 2)] + jax.random.uniform(
-            key_noise, (2,), jnp.float32, -1.0, 1.0
+    def initial_state(self, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        key_ant, key_order, key_noise, key_block = jax.random.split(key, 4)
+        goal = jax.random.permutation(key_order, jnp.asarray(PUSH_GOAL)) + jax.random.uniform(
+            key_noise, (2,), jnp.float32, 0.0, PUSH_GOAL_NOISE
         )
-        ant_q, ant_qd = self.ant_q(key_ant, jnp.zeros(2))
-        q = jnp.concatenate([ant_q, self.sys.init_q[15:]])
-        qd = jnp.concatenate([ant_qd, jnp.zeros(6)])
-        return self.make_state(self.pipeline_init(q, qd), goal, {"goal": goal})
+        ant_q, ant_qd = self.ant_q(key_ant)
+        key_block_q, key_block_qd = jax.random.split(key_block)
+        # The reference's noise reaches the block too: its slide offsets, and its x velocity
+        # (its reset zeroes the last four velocities, which leaves that one).
+        block_q = jax.random.uniform(key_block_q, (3,), jnp.float32, -RESET_NOISE, RESET_NOISE)
+        block_vx = RESET_NOISE * jax.random.normal(key_block_qd, (1,), jnp.float32)
+        q = jnp.concatenate([ant_q, block_q])
+        qd = jnp.concatenate([ant_qd, block_vx, jnp.zeros(2)])
+        return q, qd, goal
 
     def state_obs(self, pipeline_state) -> jax.Array:
         q, qd = pipeline_state.q, pipeline_state.qd
-        return jnp.concatenate([q[:15], qd[:14], q[15:18], qd[14:17]])
+        block_xy = jnp.asarray(PUSH_BLOCK_XYZ[:2]) + q[15:17]
+        return jnp.concatenate([q[:15], qd[:14], block_xy])
 
     def eval_goal_sets(self) -> dict[str, np.ndarray]:
-        tasks = [(16.0, 8.0), (8.0, 16.0), (17.0, 9.0), (9.0, 17.0), (15.0, 7.0)]
+        """Corners and centres of the two goal regions."""
+        tasks = [(16.0, 8.0), (17.0, 9.0), (18.0, 10.0), (8.0, 16.0), (9.0, 17.0)]
         return {"tasks": np.asarray(tasks, np.float32)}

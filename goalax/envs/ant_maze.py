@@ -1,11 +1,12 @@
 """Ant mazes ``ant_{u,big,hardest}_maze``, Ant Soccer mazes ``ant_ball_{u,big,hardest}_maze``
 (``ant_ball_maze`` is the U-maze variant).
 
-The D4RL layouts of ``maze_layouts`` with cell size 4, walls 2 high. The ant always starts at the
-centre of the layout's start cell (``maze_layouts.start_cell``); every reset draws the goal in a
-uniformly random other free cell, ± 1 around its centre. In the ball mazes the ball starts between
-the start cell and a free neighbour, and the goal cell is drawn among the cells other than the
-start cell. Goal part: torso ``x, y`` (ant mazes) or ball ``x, y`` (ball mazes).
+The D4RL layouts of ``maze_layouts`` in the reference's frame: cell ``(row, col)`` is centred at
+``(x, y) = (row, col) * 4``, so the start cell (1, 1) is at (4, 4); walls are 2 high. The ant
+starts in the start cell with the reference's reset noise (its ``x, y`` exactly at the centre);
+every reset draws the goal at the centre of a uniformly random goal cell. Ant mazes: every free
+cell but the start is a goal cell. Ball mazes: the reference's ball and goal cells
+(``SOCCER_CELLS``). Goal part: torso ``x, y`` (ant mazes) or ball ``x, y`` (ball mazes).
 """
 
 from __future__ import annotations
@@ -15,78 +16,121 @@ import jax.numpy as jnp
 import numpy as np
 
 from goalax.envs import maze_layouts
-from goalax.envs.ant import Ant, AntBall, State, ant_mjcf, ball_body
+from goalax.envs.ant import Ant, AntBall
+from goalax.envs.ant_mjcf import MAZE, SOCCER, ball_body, box_geom
 
 CELL_SIZE = 4.0
 WALL_HALF_HEIGHT = 1.0
-GOAL_NOISE = 1.0
+
+#: Ant Soccer cells ``(ball cells, goal cells)`` as ``(row, col)``, row-major: the reference's
+#: for the U and big mazes. A reset draws goal cell ``i`` and starts the ball in ball cell
+#: ``i mod len(ball cells)``: the reference draws both indices from one key, which pairs them so.
+SOCCER_CELLS = {
+    maze_layouts.U_MAZE: (((1, 3),), ((1, 2), (2, 3), (3, 1), (3, 2), (3, 3))),
+    maze_layouts.BIG_MAZE: (
+        ((3, 2), (3, 4)),
+        ((1, 5), (1, 6), (2, 4), (2, 5), (2, 6), (3, 3), (4, 1), (4, 2), (4, 4), (4, 5))
+        + ((4, 6), (5, 1), (5, 3), (5, 4), (5, 6), (6, 1), (6, 2), (6, 3), (6, 5), (6, 6)),
+    ),
+}
+
+
+def cell_xy(cells) -> np.ndarray:
+    """``[..., 2] (row, col) -> [..., 2] (x, y)``: cell centres in the reference's frame."""
+    return np.asarray(cells, np.float64) * CELL_SIZE
+
+
+def soccer_cells(layout: maze_layouts.Layout) -> tuple[np.ndarray, np.ndarray]:
+    """``(ball cells [b, 2], goal cells [g, 2])`` of an Ant Soccer maze.
+
+    The reference has no ball version of the hardest maze; there, as goalax's own choice, the
+    ball starts in one of the cells two steps from the start and goals are the free cells three
+    or more steps away.
+    """
+    if layout in SOCCER_CELLS:
+        balls, goals = SOCCER_CELLS[layout]
+        return np.asarray(balls), np.asarray(goals)
+    cells = maze_layouts.free_cells(layout)
+    steps = maze_layouts.cell_distances(layout, maze_layouts.start_cell(layout))
+    steps = steps[cells[:, 0], cells[:, 1]]
+    return cells[steps == 2], cells[steps >= 3]
+
+
+def wall_geoms(layout: maze_layouts.Layout) -> str:
+    """The layout's walls as boxes colliding with bit 1 both ways (merged rectangles of wall
+    cells: the same solid as the reference's box per cell, with fewer contact pairs)."""
+    geoms = []
+    for i, (row0, col0, row1, col1) in enumerate(maze_layouts.wall_rectangles(layout)):
+        centre = cell_xy(((row0 + row1) / 2, (col0 + col1) / 2))
+        half = (row1 - row0 + 1) * CELL_SIZE / 2, (col1 - col0 + 1) * CELL_SIZE / 2
+        geoms.append(
+            box_geom(f"wall{i}", (*centre, WALL_HALF_HEIGHT), (*half, WALL_HALF_HEIGHT), (1, 1))
+        )
+    return "".join(geoms)
 
 
 class _MazeMixin:
-    """Start cell, goal cells and evaluation sets of a maze task (``self.layout`` set first)."""
+    """Start cell, goal cells and evaluation sets of a maze task."""
 
     cell_size = CELL_SIZE
 
-    def _init_maze(self, layout: maze_layouts.Layout) -> None:
+    def _init_maze(self, layout: maze_layouts.Layout, goal_cells: np.ndarray) -> None:
         self.layout = layout
         self.start = maze_layouts.start_cell(layout)
-        start_xy = maze_layouts.cell_to_xy(np.array(self.start), layout, self.cell_size)
-        cells = maze_layouts.free_cells(layout)
-        goal_cells = cells[(cells != np.array(self.start)).any(axis=-1)]
-        self._start_xy = jnp.asarray(start_xy, jnp.float32)
-        self._goal_centres = jnp.asarray(
-            maze_layouts.cell_to_xy(goal_cells, layout, self.cell_size), jnp.float32
-        )
-        distances = maze_layouts.cell_distances(layout, self.start)
-        neighbour = next(c for c in cells if distances[tuple(c)] == 1)
-        neighbour_xy = maze_layouts.cell_to_xy(neighbour, layout, self.cell_size)
-        self._ball_xy = jnp.asarray(start_xy + 0.45 * (neighbour_xy - start_xy), jnp.float32)
+        self.goal_cells = np.asarray(goal_cells)
+        self._start_xy = jnp.asarray(cell_xy(self.start), jnp.float32)
+        self._goals = jnp.asarray(cell_xy(self.goal_cells), jnp.float32)
 
-    def walls(self) -> str:
-        return maze_layouts.wall_geoms_mjcf(self.layout, self.cell_size, WALL_HALF_HEIGHT)
-
-    def sample_maze_goal(self, key: jax.Array) -> jax.Array:
-        key_cell, key_noise = jax.random.split(key)
-        cell = jax.random.randint(key_cell, (), 0, self._goal_centres.shape[0])
-        noise = jax.random.uniform(key_noise, (2,), jnp.float32, -GOAL_NOISE, GOAL_NOISE)
-        return self._goal_centres[cell] + noise
+    def goal_cell_index(self, key: jax.Array) -> jax.Array:
+        return jax.random.randint(key, (), 0, len(self.goal_cells))
 
     def eval_goal_sets(self) -> dict[str, np.ndarray]:
-        return maze_layouts.eval_goal_cells(self.layout, self.cell_size, self.start)
+        """``all``: every goal cell; ``far``: those whose path from the start is at least half
+        the longest (the hardest goals)."""
+        steps = maze_layouts.cell_distances(self.layout, self.start)
+        steps = steps[self.goal_cells[:, 0], self.goal_cells[:, 1]]
+        far = self.goal_cells[steps >= max(1, int(np.ceil(steps.max() / 2)))]
+        return {
+            "far": cell_xy(far).astype(np.float32),
+            "all": cell_xy(self.goal_cells).astype(np.float32),
+        }
 
 
 class AntMaze(_MazeMixin, Ant):
-    """Ant torso ``x, y`` to a free cell of a maze; never terminates."""
+    """Ant torso ``x, y`` to the centre of a free cell of a maze."""
 
-    backends = ("spring", "mjx", "positional")
+    contacts = MAZE
 
     def __init__(self, layout: maze_layouts.Layout, **kwargs):
-        self._init_maze(layout)
+        cells = maze_layouts.free_cells(layout)
+        self._init_maze(layout, cells[(cells != maze_layouts.start_cell(layout)).any(axis=-1)])
         super().__init__(**kwargs)
 
     def mjcf(self) -> str:
-        return ant_mjcf(self.walls(), torso_collides=True)
+        return self.ant_world(wall_geoms(self.layout))
 
-    def reset(self, rng: jax.Array) -> State:
-        key_ant, key_goal = jax.random.split(rng)
-        goal = self.sample_maze_goal(key_goal)
-        q, qd = self.ant_q(key_ant, self._start_xy)
-        return self.make_state(self.pipeline_init(q, qd), goal, {"goal": goal})
+    def initial_state(self, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        key_ant, key_goal = jax.random.split(key)
+        q, qd = self.ant_q(key_ant)
+        return q.at[:2].set(self._start_xy), qd, self._goals[self.goal_cell_index(key_goal)]
 
 
 class AntBallMaze(_MazeMixin, AntBall):
-    """Ant Soccer in a maze: the ball's ``x, y`` to a free cell; never terminates."""
+    """Ant Soccer in a maze: the ball's ``x, y`` to the centre of a goal cell."""
 
-    backends = ("spring", "mjx", "positional")
+    contacts = SOCCER
 
     def __init__(self, layout: maze_layouts.Layout, **kwargs):
-        self._init_maze(layout)
+        balls, goals = soccer_cells(layout)
+        self._init_maze(layout, goals)
+        self._balls = jnp.asarray(cell_xy(balls), jnp.float32)
         super().__init__(**kwargs)
 
     def mjcf(self) -> str:
-        return ant_mjcf(self.walls() + ball_body(), torso_collides=True)
+        return self.ant_world(wall_geoms(self.layout) + ball_body())
 
-    def reset(self, rng: jax.Array) -> State:
-        key_ant, key_goal = jax.random.split(rng)
-        goal = self.sample_maze_goal(key_goal)
-        return self.reset_with(key_ant, self._start_xy, self._ball_xy, goal)
+    def initial_state(self, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        key_ant, key_goal = jax.random.split(key)
+        index = self.goal_cell_index(key_goal)
+        q, qd = self.with_ball(key_ant, self._balls[index % self._balls.shape[0]])
+        return q.at[:2].set(self._start_xy), qd, self._goals[index]

@@ -89,7 +89,7 @@ _REGISTRY.update(
         "ant": _Entry(Ant, "quadruped ant: torso xy to a point 10 away", Ant.backends, True),
         "ant_random_start": _Entry(
             functools.partial(Ant, random_start=True),
-            "ant from a random start in [-5, 5]^2 to a point 10 away",
+            "ant from a random start 10 away from a goal 10 from the origin",
             Ant.backends,
             True,
         ),
@@ -98,7 +98,7 @@ _REGISTRY.update(
         ),
         "ant_push": _Entry(
             AntPush,
-            "ant pushes a block out of a doorway to reach a point",
+            "heavy ant pushes a block out of its way to reach a point",
             AntPush.backends,
             True,
         ),
