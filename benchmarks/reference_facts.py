@@ -13,6 +13,7 @@ Usage: python benchmarks/reference_facts.py [--out PATH] [TASK ...]   (default: 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import importlib.metadata
 import importlib.util
 import json
@@ -41,6 +42,8 @@ TRAJECTORY_STEPS = 100
 ACTION_SEED = 19
 #: Reference task names beyond ``legal_envs`` that its ``create_env`` builds from the name.
 EXTRA_TASKS = ("ant_ball_u_maze", "ant_ball_big_maze")
+#: The task whose training-loop auto-reset is recorded (cheap to compile; same wrapper for all).
+AUTORESET_TASK = "reacher"
 #: The reference's tasks on MJX by default.
 MJX_TASKS = ("ant_push", "cheetah", "arm_reach", "arm_grasp", "arm_push_easy", "arm_push_hard")
 MJX_TASKS += ("arm_binpick_easy", "arm_binpick_hard")
@@ -145,6 +148,62 @@ def trajectory(env, action_size: int) -> dict:
     }
 
 
+def autoreset(name: str) -> dict:
+    """What follows an episode's end in the reference's training loop: its agents wrap the env
+    in ``TrajectoryIdWrapper`` and brax's ``envs.training.wrap`` (whose ``AutoResetWrapper``
+    restores the first reset state). Two envs, episodes of 2 steps, 5 steps of zero actions."""
+    from brax import envs as brax_envs
+    from jaxgcrl.envs.wrappers import TrajectoryIdWrapper
+    from jaxgcrl.utils.env import create_env
+
+    env = create_env(name)
+    wrapped = brax_envs.training.wrap(TrajectoryIdWrapper(env), episode_length=2)
+    state = jax.jit(wrapped.reset)(jax.random.split(jax.random.PRNGKey(0), 2))
+    step = jax.jit(wrapped.step)
+    goals, starts = [state.obs[:, env.state_dim :]], [state.obs[:, : env.state_dim]]
+    for _ in range(5):
+        state = step(state, jnp.zeros((2, env.action_size)))
+        goals.append(state.obs[:, env.state_dim :])
+        starts.append(state.obs[:, : env.state_dim])
+    # After steps 2 and 4 the episode ended and the envs were reset.
+    return {
+        "task": name,
+        "episode_length": 2,
+        "goal_after_reset_is_the_first": bool(
+            np.allclose(goals[2], goals[0]) and np.allclose(goals[4], goals[0])
+        ),
+        "start_after_reset_is_the_first": bool(
+            np.allclose(starts[2], starts[0]) and np.allclose(starts[4], starts[0])
+        ),
+    }
+
+
+#: Thresholds the reference's step code writes as literals instead of an attribute, read from
+#: its source: ``(task patterns, success threshold or None (the attribute), success_easy
+#: threshold or None (no distance threshold), where)``.
+CODED_THRESHOLDS = (
+    (("ant*", "humanoid", "cheetah", "simple_*"), None, 2.0, "success_easy = dist < 2.0"),
+    (("humanoid_*_maze",), 0.5, 2.0, "humanoid_maze.py: success = dist < 0.5, easy < 2.0"),
+    (("pusher_reacher",), 0.1, None, "pusher.py (PusherReacher.step): success = dist < 0.1"),
+    (("pusher2",), 0.1, None, "pusher2.py: success = every puck's dist < 0.1"),
+    (("arm_reach", "arm_push_*", "arm_binpick_*"), None, 0.3, "success_easy = dist < 0.3"),
+)
+
+
+def thresholds(name: str, env) -> dict:
+    """The success and success_easy distance thresholds (``None``: none, e.g. ``arm_grasp``'s
+    success is several conditions)."""
+    success = getattr(env, "goal_reach_thresh", None)
+    out = {"goal_threshold": None if success is None else float(success)}
+    out["success_easy_threshold"] = None
+    for patterns, coded, easy, where in CODED_THRESHOLDS:
+        if any(fnmatch.fnmatch(name, p) for p in patterns):
+            out["goal_threshold"] = out["goal_threshold"] if coded is None else coded
+            out["success_easy_threshold"] = easy
+            out["thresholds_from_code"] = where
+    return out
+
+
 def termination(env) -> dict:
     """The healthy torso height range when the env ends unhealthy episodes (read from the env's
     own attributes: every terminating reference task tests ``x.pos[0, 2]`` against them)."""
@@ -166,7 +225,6 @@ def task_facts(name: str) -> dict:
     model = facts.model_facts(env.sys.mj_model)
     physics = facts.system_facts(env.sys, env.backend)
     passed = passed_controls(env, action_size, key)
-    threshold = getattr(env, "goal_reach_thresh", None)
     out = {
         "observation_size": int(state.obs.shape[-1]),
         "state_dim": state_dim,
@@ -186,7 +244,7 @@ def task_facts(name: str) -> dict:
             str(p): facts.applied_control(c, physics["ctrlrange"])
             for p, c in zip(facts.PROBE_ACTIONS, passed, strict=True)
         },
-        "goal_threshold": None if threshold is None else float(threshold),
+        **thresholds(name, env),
         "termination": termination(env),
         "model": model,
         "distributions": distributions(name, env, model, state_dim, goal_indices),
@@ -235,6 +293,7 @@ def main() -> None:
     if args.tasks and os.path.exists(args.out):
         with open(args.out) as f:
             tasks = json.load(f)["tasks"]
+    behaviour = {"autoreset": autoreset(AUTORESET_TASK)}
     for name in names:
         try:
             tasks[name] = task_facts(name)
@@ -242,7 +301,7 @@ def main() -> None:
             reason = f"{type(error).__name__}: {error}".splitlines()[0][:300]
             tasks[name] = {"skipped": reason}
             print(f"{name}: skipped ({reason})", file=sys.stderr, flush=True)
-        write(args.out, tasks)
+        write(args.out, tasks, behaviour)
 
 
 def _slow_last(name: str) -> bool:
@@ -250,11 +309,13 @@ def _slow_last(name: str) -> bool:
     return name in MJX_TASKS
 
 
-def write(path: str, tasks: dict) -> None:
+def write(path: str, tasks: dict, behaviour: dict) -> None:
     """The fixture so far (after every task, so that a long run can be read while it runs)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    fixture = {"header": header(sys.argv[1:]), "behaviour": behaviour}
+    fixture["tasks"] = dict(sorted(tasks.items()))
     with open(path + ".tmp", "w") as f:
-        json.dump({"header": header(sys.argv[1:]), "tasks": dict(sorted(tasks.items()))}, f)
+        json.dump(fixture, f)
         f.write("\n")
     os.replace(path + ".tmp", path)
 

@@ -61,8 +61,10 @@ DIST_EXTREME_SD = 1.0
 #: Below this every distribution difference is float noise (also the margin of constants).
 DIST_ATOL = 1e-5
 #: Largest |q| difference along the 100-step trajectory (same model, start, actions, backend):
-#: float32 physics on two jax/brax versions, measured in docs/reference_fixture.md.
-TRAJECTORY_ATOL = 1e-3
+#: float32 rounding on two jax/brax versions, which contacts amplify. Measured with identical
+#: models (docs/reference_fixture.md): reacher 2.7e-5, pusher_easy 1.3e-5, humanoid 6.8e-5, ant
+#: 8.6e-4 (6.8e-4 at full XLA optimisation); the ant's lower legs touching the floor: 1.6e-2.
+TRAJECTORY_ATOL = 3e-3
 #: Masses are computed by MuJoCo from the same geometry: equal up to float64 rounding.
 MASS_RTOL = 1e-9
 
@@ -235,6 +237,7 @@ def goalax_static(task: str, options: tuple = ()) -> dict:
             for p, c in zip(facts.PROBE_ACTIONS, passed, strict=True)
         },
         "goal_threshold": float(env.goal_threshold),
+        "success_easy_threshold": float(env.success_easy_threshold),
         "termination": {"healthy_z_range": None if z_range is None else list(z_range)},
         "model": model,
     }
@@ -276,8 +279,13 @@ def static_mismatches(task: str, ours: dict) -> list[Mismatch]:
     ):
         if ours[fact] != ref[fact]:
             out.append(Mismatch(fact, ours[fact], ref[fact]))
-    for fact in ("dt", "timestep", "goal_threshold"):
+    for fact in ("dt", "timestep"):
         if not _close(ours[fact], ref[fact]):
+            out.append(Mismatch(fact, ours[fact], ref[fact]))
+    # ``None``: the reference's success is no single distance threshold (arm_grasp), or it has
+    # no success_easy metric (reacher, the pushers); nothing to compare then.
+    for fact in ("goal_threshold", "success_easy_threshold"):
+        if ref.get(fact) is not None and not _close(ours[fact], ref[fact]):
             out.append(Mismatch(fact, ours[fact], ref[fact]))
     if ours["termination"]["healthy_z_range"] != ref["termination"]["healthy_z_range"]:
         out.append(
@@ -543,6 +551,51 @@ def trajectory_mismatches(task: str) -> list[Mismatch]:
 def test_trajectory_from_the_reference_start_matches(task):
     mismatches = trajectory_mismatches(task)
     assert not mismatches, report(task, mismatches)
+
+
+# --- behaviour of the training loop --------------------------------------------------------------
+
+#: Deliberate differences of behaviour outside one env's facts, each tested alone below.
+BEHAVIOUR_DEVIATIONS = {
+    "autoreset": (
+        "the reference's training loop (brax's AutoResetWrapper) restores each env's first reset "
+        "state when an episode ends, so an env pursues one start and goal for the whole run; "
+        "goalax's rollout draws a fresh start and goal at every reset (goalax/training/rollout.py)"
+    ),
+}
+
+
+def test_autoreset_draws_a_fresh_start_and_goal_where_the_reference_repeats_the_first():
+    from goalax.training import rollout
+
+    recorded = FIXTURE["behaviour"]["autoreset"]
+    assert recorded["goal_after_reset_is_the_first"], "the deviation is gone from the reference"
+    assert recorded["start_after_reset_is_the_first"]
+    # The loop treats every task alike: goalax's pure-JAX point mass compiles in a second.
+    env = envs.make("point")
+    carry = rollout.reset(env, jax.random.PRNGKey(0), 2)
+
+    def run(carry, key):
+        return rollout.collect(
+            env,
+            lambda obs, key: jnp.zeros((obs.shape[0], env.action_size)),
+            carry,
+            key,
+            unroll_length=5,
+            episode_length=recorded["episode_length"],
+            budget=jnp.int32(10),
+            fields=("state_obs", "goal"),
+        )[1]
+
+    args = (carry, jax.random.PRNGKey(1))
+    compiled = jax.jit(run).lower(*args).compile(compiler_options=SMOKE_COMPILER_OPTIONS)
+    transitions = jax.tree.map(np.asarray, compiled(*args))
+    goal, start = transitions["goal"], transitions["state_obs"]
+    # Steps 0-1 are the first episode, 2-3 the second, 4 the third: every reset is fresh.
+    for t in (2, 4):
+        assert not np.allclose(goal[t], goal[0], atol=1e-6), t
+        assert not np.allclose(start[t], start[0], atol=1e-6), t
+    np.testing.assert_array_equal(goal[1], goal[0])
 
 
 # --- the comparison itself ---------------------------------------------------------------------
