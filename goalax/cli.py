@@ -136,22 +136,13 @@ def _without_flag(argv: list[str], flag: str) -> list[str]:
 
 
 def _preset_default(command: type, agent_name: str, argv: list[str]):
-    """The flags' defaults under ``--preset`` (so ``--help`` shows the preset's values), or
-    ``None`` for goalax's own. Derived values use the task named by ``--env``; ``_with_preset``
-    recomputes them from the parsed flags."""
+    """The flags' defaults under ``--preset`` (``--help`` shows the preset's values), or ``None``
+    for goalax's own; ``_with_preset`` recomputes the derived values from the parsed flags."""
     from goalax import presets
-    from goalax.config import ConfigError, RunConfig, TrainConfig
 
-    preset = _flag_value(argv, "--preset")
-    if preset in (None, "goalax") or preset not in presets.PRESETS:
-        return None  # an unknown name is tyro's one-line error
-    agent = agents.config_class(agent_name)()
-    run = RunConfig(preset=preset, env=_flag_value(argv, "--env") or RunConfig.env)
-    try:
-        config = presets.apply(TrainConfig(run=run, agent=agent, agent_name=agent_name))
-    except ConfigError:
-        return None  # e.g. an unknown --env: reported once the flags are parsed
-    return command(run=config.run, agent=config.agent)
+    preset, env = _flag_value(argv, "--preset"), _flag_value(argv, "--env")
+    config = presets.shown_defaults(agent_name, preset, env)
+    return None if config is None else command(run=config.run, agent=config.agent)
 
 
 def _with_preset(config, argv: list[str]):

@@ -18,10 +18,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from goalax import agents
 from goalax.config import RunConfig, TrainConfig
 from goalax.errors import ConfigError
 
-__all__ = ["PRESETS", "apply", "paper_values", "given_fields"]
+__all__ = ["PRESETS", "apply", "given_fields", "paper_values", "shown_defaults"]
 
 PRESETS = ("goalax", "paper")
 
@@ -205,6 +206,20 @@ def apply(config: TrainConfig, keep: frozenset[str] | set[str] = frozenset()) ->
         run=dataclasses.replace(config.run, **run_values),
         agent=dataclasses.replace(config.agent, **agent_values),
     )
+
+
+def shown_defaults(agent_name: str, preset: str | None, env: str | None) -> TrainConfig | None:
+    """The defaults ``goalax train AGENT --preset PRESET --env ENV`` starts from (derived values
+    for the task's episode length), or ``None`` for goalax's own, an unknown preset (the flag
+    parser names it) or an unknown env (reported once the flags are parsed)."""
+    if preset in (None, "goalax") or preset not in PRESETS:
+        return None
+    run = RunConfig(preset=preset, env=env or RunConfig.env)
+    config = TrainConfig(run=run, agent=agents.config_class(agent_name)(), agent_name=agent_name)
+    try:
+        return apply(config)
+    except ConfigError:
+        return None
 
 
 def given_fields(argv: list[str]) -> frozenset[str]:
