@@ -157,7 +157,7 @@ EXPECTED = {
     "arm_push_easy": (28, (3, 4, 5), 8, 0.1, 1000, "mjx"),
     "arm_push_hard": (28, (3, 4, 5), 8, 0.1, 1000, "mjx"),
     "arm_reach": (28, (0, 1, 2), 8, 0.1, 1000, "mjx"),
-    "cheetah": (18, (0,), 6, 0.5, 1000, "spring"),
+    "cheetah": (18, (0,), 6, 0.5, 1000, "mjx"),
     "humanoid": (113, (0, 1, 2), 17, 0.5, 1000, "spring"),
     "humanoid_big_maze": (113, (0, 1, 2), 17, 0.5, 1000, "spring"),
     "humanoid_hardest_maze": (113, (0, 1, 2), 17, 0.5, 1000, "spring"),
@@ -167,7 +167,7 @@ EXPECTED = {
     "pusher_easy": (20, (10, 11, 12), 7, 0.1, 1000, "generalized"),
     "pusher_hard": (20, (10, 11, 12), 7, 0.1, 1000, "generalized"),
     "pusher_reacher": (17, (14, 15, 16), 7, 0.1, 1000, "generalized"),
-    "reacher": (10, (4, 5, 6), 2, 0.05, 50, "spring"),
+    "reacher": (10, (4, 5, 6), 2, 0.05, 50, "generalized"),
     "simple_big_maze": (4, (0, 1), 2, 0.5, 1000, "spring"),
     "simple_hardest_maze": (4, (0, 1), 2, 0.5, 1000, "spring"),
     "simple_u_maze": (4, (0, 1), 2, 0.5, 1000, "spring"),
@@ -275,11 +275,21 @@ def test_observation_ends_with_goal_and_metrics_agree(task):
     np.testing.assert_array_equal(out["reward"], metrics["success"])  # sparse by default
 
 
+#: Tasks with one goal, as the reference's (the cheetah's ``x = 5``).
+ONE_GOAL = ("cheetah",)
+
+
 def test_goals_differ_between_keys_and_between_consecutive_resets(task):
-    """Regression: the predecessor gave the same goal after every reset."""
+    """Regression: the predecessor gave the same goal after every reset. Goals drawn from a few
+    points (maze cell centres) repeat, but not all at once; a task with one goal keeps it."""
     for goals in (task["first"].info["goal"], task["chain_goals"]):
-        goals = np.asarray(goals)
-        assert len(np.unique(goals, axis=0)) == len(goals), goals
+        n_unique = len(np.unique(np.asarray(goals), axis=0))
+        if task["name"] in ONE_GOAL:
+            assert n_unique == 1, goals
+        elif "maze" in task["name"]:
+            assert n_unique > 1, goals
+        else:
+            assert n_unique == len(goals), goals
     # The states differ too (not just the goals).
     assert len(np.unique(np.asarray(task["first"].obs), axis=0)) == N_ENVS
 
@@ -581,12 +591,12 @@ def test_maze_ball_cannot_pass_through_walls(task):
     if not isinstance(env, PointMaze):
         pytest.skip("maze only")
     angles = np.linspace(0, 2 * np.pi, N_ENVS, endpoint=False) + 0.3
-    push = np.stack([np.cos(angles), np.sin(angles)], axis=-1) * 1.5  # clipped to [-1, 1]
+    push = np.stack([np.cos(angles), np.sin(angles)], axis=-1)
     actions = jnp.asarray(np.broadcast_to(push, (N_STEPS, N_ENVS, 2)), jnp.float32)
     _, out, _ = task["rollout"](reset_keys(0), actions)
     obs = out["obs"]
     clearance = wall_clearance(np.asarray(obs[..., :2]), env.layout, env.cell_size)
-    # Soft contacts: a corner impact at full speed sinks ~0.07 into the walls (see docs).
+    # Soft contacts: an impact at full speed sinks a little into the walls.
     assert clearance.min() > BALL_RADIUS - 0.1, clearance.min()
     # It really is pressed against a wall at the end, not stopped short of it.
     assert (clearance[-1] < BALL_RADIUS + 0.05).all(), clearance[-1]
@@ -595,7 +605,7 @@ def test_maze_ball_cannot_pass_through_walls(task):
 def test_maze_free_cell_centers():
     env = envs.make("simple_u_maze")
     np.testing.assert_array_equal(
-        env.free_cell_centers(), [[-2, 2], [0, 2], [2, 2], [2, 0], [-2, -2], [0, -2], [2, -2]]
+        env.free_cell_centers(), [[4, 4], [4, 8], [4, 12], [8, 12], [12, 4], [12, 8], [12, 12]]
     )
 
 
@@ -604,7 +614,7 @@ def test_maze_free_cell_centers():
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name, backend", [(name, None) for name in envs.names()] + [("reacher", "generalized")]
+    "name, backend", [(name, None) for name in envs.names()] + [("reacher", "spring")]
 )
 def test_long_random_rollout_stays_finite(name, backend):
     """1000 random steps x 16 envs without resets: no NaN / inf (the ant on ``generalized``

@@ -1,16 +1,19 @@
-"""``cheetah``: the planar half cheetah moves its torso to a goal ``x``.
+"""``cheetah``: the planar half cheetah moves its torso to ``x = 5``.
 
-Physics come from brax's bundled ``half_cheetah.xml`` with brax's per-backend settings; its
-deprecated ``settotalmass`` compiler attribute is applied by hand (``cheetah_system``).
-state_obs ``[18]``: ``q [9]`` (root ``x, z``, pitch, 6 joint angles) and ``qd [9]``; the goal part
-is the root ``x`` (entry 0). The predecessor's goal was always ``x = 5``; here every reset draws
-``x`` uniformly in [3, 7] (same mean), so goals differ between resets and the goal is a real input.
-Never terminates (a flipped cheetah can still crawl).
+The reference's task (JaxGCRL 0.2.8 ``cheetah``) on goalax's own ``assets/half_cheetah.xml``: the
+cheetah, scaled to 14 kg together with a target marker on a slide joint, as the reference's model
+is (see the file). state_obs ``[18]``: ``q [9]`` (root ``x, z``, pitch, 6 joint angles) and
+``qd [9]`` of the cheetah; the goal part is the root ``x`` (entry 0). The goal is ``x = 5`` at
+every reset, as the reference's. Never terminates (a flipped cheetah can still crawl).
+
+Physics per backend, as the reference's: ``mjx`` (the default) steps the file's model, 0.01 s x 5;
+``spring`` and ``positional`` run 0.003125 s x 16 with brax's gears for them.
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
+import os
+from typing import NamedTuple
 
 import brax
 import jax
@@ -20,41 +23,43 @@ import numpy as np
 from brax.io import mjcf
 
 from goalax.envs import notices
-from goalax.envs.base import GoalPipelineEnv, State, brax_asset
+from goalax.envs.base import GoalPipelineEnv, State
 
-GOAL_RANGE = (3.0, 7.0)
-SPRING_GEAR = (120.0, 90.0, 60.0, 120.0, 100.0, 100.0)
+GOAL_X = 5.0
+ASSET = os.path.join(os.path.dirname(__file__), "assets", "half_cheetah.xml")
 
 
-def cheetah_system() -> brax.System:
-    """The brax system of brax's bundled ``half_cheetah.xml``.
+class _Physics(NamedTuple):
+    """Per-backend integration (env dt is ``timestep * n_frames`` = 0.05 s for all)."""
 
-    The file scales its masses with ``<compiler settotalmass="14">``, which MuJoCo compiles with
-    a "deprecated" warning on stderr (and a MUJOCO_LOG.TXT in the working directory). As the
-    warning advises, the attribute is dropped and its effect applied to the compiled model:
-    ``mj_setTotalmass`` scales every body's mass and inertia to the same total, ``mj_setConst``
-    recomputes the constants that depend on them, and the two statistics the compiler derives
-    from them (mean body mass, mean diagonal inertia), which ``mj_setConst`` leaves alone, are
-    set as the compiler sets them: the system equals the old compile's (tested). brax's own step
-    of ``mjcf.loads`` (fusing jointless bodies) comes first, as there.
-    """
-    root = ET.fromstring(brax_asset("half_cheetah.xml"))
-    total_mass = None
-    for compiler in root.iter("compiler"):
-        total_mass = compiler.attrib.pop("settotalmass", total_mass)
-    model = mujoco.MjModel.from_xml_string(mjcf.fuse_bodies(ET.tostring(root, encoding="unicode")))
-    if total_mass is not None:
-        mujoco.mj_setTotalmass(model, float(total_mass))
-        mujoco.mj_setConst(model, mujoco.MjData(model))
-        model.stat.meanmass = float(np.mean(model.body_mass[1:]))  # the world body excluded
-        model.stat.meaninertia = float(np.mean(model.dof_M0))  # diagonal of M at qpos0
-    return notices.load_model(model)
+    timestep: float
+    n_frames: int
+    #: Motor gears; ``None``: the file's.
+    gear: tuple[float, ...] | None = None
+
+
+_FILE = _Physics(timestep=0.01, n_frames=5)
+_MAXIMAL = _Physics(timestep=0.003125, n_frames=16, gear=(120.0, 90.0, 60.0, 120.0, 100.0, 100.0))
+_PHYSICS = {"mjx": _FILE, "generalized": _FILE, "spring": _MAXIMAL, "positional": _MAXIMAL}
+
+
+def cheetah_system(backend: str) -> tuple[brax.System, int]:
+    """The brax system of ``assets/half_cheetah.xml`` with ``backend``'s settings, and its
+    substeps per env step. brax's own step of ``mjcf.loads`` (fusing jointless bodies) comes
+    first, as there."""
+    physics = _PHYSICS[backend]
+    with open(ASSET) as f:
+        model = mujoco.MjModel.from_xml_string(mjcf.fuse_bodies(f.read()))
+    sys = notices.load_model(model).tree_replace({"opt.timestep": physics.timestep})
+    if physics.gear is not None:
+        sys = sys.replace(actuator=sys.actuator.replace(gear=jnp.asarray(physics.gear)))
+    return sys, physics.n_frames
 
 
 class Cheetah(GoalPipelineEnv):
-    """Torso ``x`` to a goal in [3, 7]; never terminates."""
+    """Torso ``x`` to 5; never terminates."""
 
-    backends = ("spring", "mjx", "generalized", "positional")
+    backends = ("mjx", "spring", "generalized", "positional")
 
     def __init__(
         self,
@@ -64,12 +69,7 @@ class Cheetah(GoalPipelineEnv):
         dense_reward: bool = False,
     ):
         backend = backend or self.backends[0]
-        sys = cheetah_system()
-        n_frames = 5
-        if backend in ("spring", "positional"):
-            sys = sys.tree_replace({"opt.timestep": 0.003125})
-            sys = sys.replace(actuator=sys.actuator.replace(gear=jnp.asarray(SPRING_GEAR)))
-            n_frames = 16
+        sys, n_frames = cheetah_system(backend)
         super().__init__(sys=sys, backend=backend, n_frames=n_frames)
         self.state_dim = 18
         self.goal_indices = (0,)
@@ -79,18 +79,29 @@ class Cheetah(GoalPipelineEnv):
         self.dense_reward = dense_reward
 
     def reset(self, rng: jax.Array) -> State:
-        key_q, key_qd, key_goal = jax.random.split(rng, 3)
-        q = self.sys.init_q + jax.random.uniform(key_q, (9,), jnp.float32, -0.1, 0.1)
-        qd = 0.1 * jax.random.normal(key_qd, (9,), jnp.float32)
-        goal = jax.random.uniform(key_goal, (1,), jnp.float32, *GOAL_RANGE)
+        key_q, key_qd = jax.random.split(rng)
+        # q and qd hold the cheetah's 9 entries, then the target's slide joint.
+        q = self.sys.init_q + jax.random.uniform(key_q, (10,), jnp.float32, -0.1, 0.1)
+        qd = 0.1 * jax.random.normal(key_qd, (10,), jnp.float32)
+        goal = jnp.full((1,), GOAL_X, jnp.float32)
+        q, qd = q.at[9:].set(goal), qd.at[9:].set(0.0)
         return self.make_state(self.pipeline_init(q, qd), goal, {"goal": goal})
 
+    def with_goal(self, state: State, goal: jax.Array) -> State:
+        """Swap the goal and move the target marker there (the cheetah is untouched)."""
+        goal = jnp.asarray(goal, jnp.float32)
+        physics = state.pipeline_state
+        q, qd = physics.q.at[9:].set(goal), physics.qd.at[9:].set(0.0)
+        return super().with_goal(state.replace(pipeline_state=self.pipeline_init(q, qd)), goal)
+
     def state_obs(self, pipeline_state) -> jax.Array:
-        return jnp.concatenate([pipeline_state.q, pipeline_state.qd])
+        return jnp.concatenate([pipeline_state.q[:9], pipeline_state.qd[:9]])
 
     def goal_marker(self, goal) -> np.ndarray:
         """Render marker: the goal ``x`` at torso height."""
         return np.array([float(np.asarray(goal)[0]), 0.0, 0.7])
 
     def eval_goal_sets(self) -> dict[str, np.ndarray]:
+        """``tasks``: the training goal (5) and four others between 3 and 7, where a policy that
+        learned from its own reached states (CRL's relabelled goals) can also be asked to go."""
         return {"tasks": np.array([[3.0], [4.0], [5.0], [6.0], [7.0]], np.float32)}

@@ -3,9 +3,10 @@
 The three maps are D4RL's maze2d ``umaze``, ``medium`` and ``large`` maps (the ones the JaxGCRL
 paper calls U, big and hardest), typed out as arrays so results stay comparable.
 
-World frame: the maze is centred on the origin, columns run along +x and the printed first row is
-the top (largest y), so the arrays below read like a top view. Cell ``(row, col)`` has its centre
-at ``x = (col - (n_cols - 1) / 2) * cell_size``, ``y = ((n_rows - 1) / 2 - row) * cell_size``.
+World frame: the reference's (JaxGCRL 0.2.8, every maze family): cell ``(row, col)`` has its
+centre at ``x = row * cell_size``, ``y = col * cell_size``, so the printed first row is the line
+``x = 0`` and the outer wall's corner cell sits on the origin. Positions, starts and goals are
+then the reference's own numbers, with no offset between the two codes.
 """
 
 from __future__ import annotations
@@ -57,20 +58,14 @@ def free_cells(layout: Layout) -> np.ndarray:
 
 def cell_to_xy(cells: np.ndarray, layout: Layout, cell_size: float) -> np.ndarray:
     """``[..., 2] (row, col) -> [..., 2] (x, y)`` cell centres in the world frame."""
-    n_rows, n_cols = np.asarray(layout).shape
-    cells = np.asarray(cells, dtype=np.float64)
-    x = (cells[..., 1] - (n_cols - 1) / 2) * cell_size
-    y = ((n_rows - 1) / 2 - cells[..., 0]) * cell_size
-    return np.stack([x, y], axis=-1)
+    del layout  # the frame does not depend on the layout's size
+    return np.asarray(cells, dtype=np.float64) * cell_size
 
 
 def xy_to_cell(xy: np.ndarray, layout: Layout, cell_size: float) -> np.ndarray:
     """``[..., 2] (x, y) -> [..., 2] (row, col)`` of the cell containing each point."""
-    n_rows, n_cols = np.asarray(layout).shape
-    xy = np.asarray(xy, dtype=np.float64)
-    col = np.floor(xy[..., 0] / cell_size + n_cols / 2)
-    row = np.floor(n_rows / 2 - xy[..., 1] / cell_size)
-    return np.stack([row, col], axis=-1).astype(np.int64)
+    del layout
+    return np.floor(np.asarray(xy, dtype=np.float64) / cell_size + 0.5).astype(np.int64)
 
 
 def free_cell_centers(layout: Layout, cell_size: float) -> np.ndarray:
@@ -132,8 +127,8 @@ def wall_rectangles(layout: Layout) -> list[tuple[int, int, int, int]]:
 
 
 def start_cell(layout: Layout) -> tuple[int, int]:
-    """The fixed start cell of the locomotion mazes: the first free cell in row-major order
-    (D4RL's bottom-left start of the U-maze, drawn as the top-left cell here)."""
+    """The fixed start cell of every maze: the first free cell in row-major order (the reference's
+    ``r`` cell, ``(1, 1)`` in all three layouts)."""
     row, col = free_cells(layout)[0]
     return int(row), int(col)
 
@@ -156,13 +151,22 @@ def eval_goal_cells(layout: Layout, cell_size: float, start: tuple[int, int]) ->
 
 
 def wall_geoms_mjcf(
-    layout: Layout, cell_size: float, half_height: float, rgba: str = "0.55 0.5 0.45 1"
+    layout: Layout,
+    cell_size: float,
+    half_height: float,
+    rgba: str = "0.55 0.5 0.45 1",
+    merge: bool = True,
 ) -> str:
-    """MJCF ``<geom>`` boxes for the layout's walls (merged rectangles), colliding with all."""
+    """MJCF ``<geom>`` boxes for the layout's walls, colliding with all: merged rectangles (the
+    same solid with fewer collision pairs), or with ``merge=False`` one box per wall cell, as the
+    reference builds them (contacts at the seams between its boxes differ from a merged box's)."""
+    if merge:
+        rectangles = wall_rectangles(layout)
+    else:
+        rectangles = [(row, col, row, col) for row, col in np.argwhere(np.asarray(layout) == 1)]
     geoms = []
-    for i, (row0, col0, row1, col1) in enumerate(wall_rectangles(layout)):
-        corners = np.array([[row1, col0], [row0, col1]])  # bottom-left, top-right cell
-        low, high = cell_to_xy(corners, layout, cell_size)
+    for i, (row0, col0, row1, col1) in enumerate(rectangles):
+        low, high = cell_to_xy(np.array([[row0, col0], [row1, col1]]), layout, cell_size)
         centre, half = (low + high) / 2, (high - low + cell_size) / 2
         geoms.append(
             f'<geom name="wall{i}" type="box" pos="{centre[0]} {centre[1]} {half_height}" '

@@ -1,25 +1,35 @@
 """Pusher tasks: ``pusher_easy``, ``pusher_hard``, ``pusher_reacher`` and ``pusher2``.
 
-Physics come from brax's bundled ``pusher.xml`` (a 7-joint arm over a table, no gravity, a puck
-on two slide joints). Its ``goal`` body is removed (the goal is drawn as a render marker); the
-reacher variant also removes the puck, ``pusher2`` adds a second puck (the pucks do not collide
-with each other: ``pusher.xml``'s puck geoms only collide with the arm).
+The reference's tasks (JaxGCRL 0.2.8 ``pusher*``) on goalax's own ``assets/pusher.xml``: a 7-joint
+arm over a table, no gravity, with pucks and goal markers added here. Each puck and each goal is
+a body on two slide joints (``y`` then ``x``); a puck collides with the arm's wrist only, a goal
+with nothing. The one-puck tasks put both bodies' homes at ``(0.45, -0.05)`` (joint values are
+offsets from it), ``pusher2`` at the origin (joint values are world coordinates), as the
+reference's two models do. ``pusher_reacher`` keeps the puck, parked out of reach.
 
-state_obs: arm ``q [7]``, fingertip ``x, y, z [3]``, then each puck's ``x, y, z [3]``, then arm
-``qd [7]`` (20 for one puck, 23 for two, 17 without: the reacher puts the fingertip last so the
-goal part is entries 14-16). Goal parts: the puck (10-12), both pucks (10-15), the fingertip.
+state_obs: arm ``q [7]``, the wrist ``x, y, z [3]``, each puck's ``x, y, z [3]``, arm ``qd [7]``
+(20 for one puck, 23 for two; the reacher has no puck and puts the wrist last, 17, so that its
+goal part is entries 14-16). The "wrist" is the centre of mass of ``r_wrist_flex_link``, the
+point the reference observes as the arm's tip; the fingers reach 0.1 beyond it. Goals are the
+goal markers' centres, 0.048 below a puck's centre (as the reference's: a puck can come no
+closer to its goal than that). Goal parts: the puck (10-12), both pucks (10-15), the wrist.
 
-Goal distributions (offsets from the puck's home ``(0.45, -0.05)`` on the table plane):
-- ``pusher_hard``: goal uniform in ``[-0.3, 0.3]^2``; puck as in brax's Pusher (offset ``x`` in
-  [-0.2, 0.2], ``y`` in [-0.3, 0]).
-- ``pusher_easy``: the same puck; the goal 0.12-0.25 from the puck at a random angle.
-- ``pusher_reacher``: fingertip to a ``pusher_hard`` goal (at puck height).
-- ``pusher2``: pucks start near ``y = -0.15`` and ``y = +0.15``; goal 1 in the region ``x`` in
-  [-0.3, -0.15], ``y`` in [-0.3, 0]; goal 2 in ``x`` in [0.15, 0.3], ``y`` in [0, 0.3]. ``dist``
-  is the larger of the two puck distances, so ``success`` means each puck within 0.1.
+Resets, as the reference's (offsets ``(y, x)`` from the home; all uniform):
+- arm at ``q = 0`` with joint velocities in ``±0.005``;
+- ``pusher_easy`` / ``pusher_hard``: puck in ``y [-0.3, 0] x [-0.2, 0.2]``; goal in
+  ``y [-0.55, -0.25] x [-0.2, 0.2]`` (easy) or ``y [-0.65, 0.35] x [-0.55, 0.45]`` (hard);
+- ``pusher_reacher``: goal in ``y [-0.3, 0] x [-0.2, 0.2]``;
+- ``pusher2`` (world coordinates): pucks in ``y [-0.35, -0.05]`` and ``x [0.25, 0.45]`` /
+  ``[0.45, 0.65]``; goals in ``y [-0.7, 0.3]``, the same ``y`` for both, and ``x [-0.15, 0.375]``
+  / ``[0.375, 0.9]``. ``dist`` is the larger of the two puck distances, so ``success`` means
+  every puck within 0.1 (the reference's success).
+A puck drawn within 0.17 of its goal has its offset scaled up to make that distance 0.17 (as the
+reference does; along the offset's ray, so the puck may still end up closer).
 """
 
 from __future__ import annotations
+
+import os
 
 import jax
 import jax.numpy as jnp
@@ -27,30 +37,78 @@ import numpy as np
 from brax import math
 
 from goalax.envs import notices
-from goalax.envs.base import GoalPipelineEnv, State, brax_asset, goal_metrics, mjx_fast_solver
+from goalax.envs.base import GoalPipelineEnv, State, goal_metrics
 
-PUCK_HOME = (0.45, -0.05, -0.275)
+ASSET = os.path.join(os.path.dirname(__file__), "assets", "pusher.xml")
+PUCK_Z = -0.275
+GOAL_Z = -0.323
+#: A puck closer than this to its goal is moved away at reset.
+MIN_PUCK_GOAL = 0.17
+#: Where the reacher variant parks its puck (offset ``(y, x)``): beyond the arm's reach.
+PARKED_PUCK = (1.0, 1.0)
+
+#: Per variant: the bodies' home ``(x, y)`` and, per puck, ``((y_low, x_low), (y_high, x_high))``
+#: of the puck's and of the goal's offsets.
+_HOMES = {"easy": (0.45, -0.05), "hard": (0.45, -0.05), "reacher": (0.45, -0.05), "two": (0, 0)}
+_ONE_PUCK = ((-0.3, -0.2), (0.0, 0.2))
+_PUCKS = {
+    "easy": (_ONE_PUCK,),
+    "hard": (_ONE_PUCK,),
+    "reacher": (),
+    "two": (((-0.35, 0.25), (-0.05, 0.45)), ((-0.35, 0.45), (-0.05, 0.65))),
+}
+_GOALS = {
+    "easy": (((-0.55, -0.2), (-0.25, 0.2)),),
+    "hard": (((-0.65, -0.55), (0.35, 0.45)),),
+    "reacher": (_ONE_PUCK,),
+    "two": (((-0.7, -0.15), (0.3, 0.375)), ((-0.7, 0.375), (0.3, 0.9))),
+}
 
 
-def pusher_mjcf(n_pucks: int) -> str:
-    xml = brax_asset("pusher.xml").replace(
-        '<!--<body name="object" pos="0.55 -0.3 -0.275" >-->', ""
+def _slide_body(name: str, joints: str, home: tuple[float, float], z: float, geoms: str) -> str:
+    slides = "".join(
+        f'<joint name="{joints}_slide{axis}" type="slide" pos="0 0 0" axis="{vector}" '
+        'range="-10.3213 10.3" damping="0.5"/>'
+        for axis, vector in (("y", "0 1 0"), ("x", "1 0 0"))
     )
-    start = xml.index('<body name="goal"')
-    xml = xml[:start] + xml[xml.index("</body>", start) + len("</body>") :]
-    start = xml.index('<body name="object"')
-    end = xml.index("</body>", start) + len("</body>")
-    puck = xml[start:end]
-    if n_pucks == 0:
-        return xml[:start] + xml[end:]
-    if n_pucks == 2:
-        second = (
-            puck.replace('name="object"', 'name="object2"')
-            .replace('name="object_geom" rgba="1 1 1 1"', 'name="object2_geom" rgba="0.2 0.5 1 1"')
-            .replace('name="obj_slide', 'name="obj2_slide')
+    return f'<body name="{name}" pos="{home[0]} {home[1]} {z}">{geoms}{slides}</body>'
+
+
+def pusher_mjcf(variant: str) -> str:
+    """The arm with the variant's pucks and goal markers (``object``/``goal``, or ``object1``,
+    ``goal1``, ``object2``, ``goal2`` for ``pusher2``; the reacher keeps one puck)."""
+    home = _HOMES[variant]
+    suffixes = ("1", "2") if variant == "two" else ("",)
+    bodies = []
+    for suffix in suffixes:
+        puck = (
+            '<geom rgba="1 1 1 0" type="sphere" size="0.05 0.05 0.05" density="1" '
+            'conaffinity="0"/>'
+            f'<geom name="object{suffix}_geom" rgba="1 1 1 1" type="capsule" '
+            'size="0.05 0.05 0.05" density="1" contype="1" conaffinity="0"/>'
         )
-        xml = xml[:end] + second + xml[end:]
-    return xml
+        goal = (
+            '<geom rgba="1 0 0 1" type="capsule" size="0.08 0.001 0.1" density="0.00001" '
+            'contype="0" conaffinity="0"/>'
+        )
+        bodies.append(_slide_body(f"object{suffix}", f"obj{suffix}", home, PUCK_Z, puck))
+        bodies.append(_slide_body(f"goal{suffix}", f"goal{suffix}", home, GOAL_Z, goal))
+    with open(ASSET) as f:
+        return f.read().replace("<!-- PUCKS -->", "\n".join(bodies))
+
+
+def _draw(key: jax.Array, regions) -> jax.Array:
+    """``[len(regions), 2]`` offsets ``(y, x)``, each uniform in its region."""
+    low = jnp.asarray([r[0] for r in regions], jnp.float32)
+    high = jnp.asarray([r[1] for r in regions], jnp.float32)
+    return jax.random.uniform(key, low.shape, jnp.float32, low, high)
+
+
+def _kept_apart(pucks: jax.Array, goals: jax.Array) -> jax.Array:
+    """Puck offsets ``[n, 2]`` within ``MIN_PUCK_GOAL`` of their goal scaled up to it."""
+    distance = jnp.linalg.norm(pucks - goals, axis=-1, keepdims=True)
+    scale = jnp.where(distance < MIN_PUCK_GOAL, MIN_PUCK_GOAL / jnp.maximum(distance, 1e-9), 1.0)
+    return pucks * scale
 
 
 class Pusher(GoalPipelineEnv):
@@ -68,17 +126,13 @@ class Pusher(GoalPipelineEnv):
     ):
         backend = backend or self.backends[0]
         self.variant = variant
-        self.n_pucks = {"easy": 1, "hard": 1, "reacher": 0, "two": 2}[variant]
-        sys = notices.load_mjcf(pusher_mjcf(self.n_pucks))
-        if backend == "mjx":
-            sys = mjx_fast_solver(sys)
+        sys = notices.load_mjcf(pusher_mjcf(variant))
         super().__init__(sys=sys, backend=backend, n_frames=5)
-        model = sys.mj_model
-        # ``tips_arm`` has no joint and is fused into the wrist link: the fingertip is the midpoint
-        # of its two tip spheres, 0.1 ahead of the wrist roll axis.
-        self._tip_link = model.body("r_wrist_roll_link").id - 1
-        names = ("object", "object2")[: self.n_pucks]
-        self._puck_links = jnp.asarray([model.body(n).id - 1 for n in names], jnp.int32)
+        names = sys.link_names
+        self._wrist_link = names.index("r_wrist_flex_link")
+        observed = [f"object{s}" for s in ("1", "2")] if variant == "two" else ["object"]
+        self._puck_links = [names.index(n) for n in observed][: len(_PUCKS[variant])]
+        self.n_pucks = len(self._puck_links)
         self.state_dim = 17 + 3 * self.n_pucks
         self.goal_indices = {
             "easy": (10, 11, 12),
@@ -91,60 +145,54 @@ class Pusher(GoalPipelineEnv):
         self.episode_length = 1000 if episode_length is None else episode_length
         self.dense_reward = dense_reward
 
-    def _on_table(self, offset_xy: jax.Array) -> jax.Array:
-        """``[..., 2]`` offsets from the puck's home to world ``[..., 3]`` at puck height."""
-        home = jnp.asarray(PUCK_HOME, jnp.float32)
-        return jnp.concatenate(
-            [home[:2] + offset_xy, jnp.broadcast_to(home[2:], offset_xy.shape[:-1] + (1,))], -1
-        )
+    def goal_from_offsets(self, offsets: jax.Array) -> jax.Array:
+        """``[n, 2]`` goal offsets ``(y, x)`` -> the goal ``[3 n]``: world ``x, y, z`` of each."""
+        home_x, home_y = _HOMES[self.variant]
+        x, y = home_x + offsets[:, 1], home_y + offsets[:, 0]
+        return jnp.stack([x, y, jnp.full_like(x, GOAL_Z)], axis=-1).ravel()
 
     def reset(self, rng: jax.Array) -> State:
-        key_q, key_qd, key_puck, key_goal, key_extra = jax.random.split(rng, 5)
-        arm_q = self.sys.init_q[:7] + jax.random.uniform(key_q, (7,), jnp.float32, -0.005, 0.005)
-        arm_qd = jax.random.uniform(key_qd, (7,), jnp.float32, -0.005, 0.005)
-        uniform = lambda key, low, high: jax.random.uniform(  # noqa: E731
-            key, (2,), jnp.float32, jnp.asarray(low), jnp.asarray(high)
-        )
-        hard_goal = uniform(key_goal, (-0.3, -0.3), (0.3, 0.3))
+        key_puck, key_goal, key_qd = jax.random.split(rng, 3)
+        goals = _draw(key_goal, _GOALS[self.variant])
         if self.variant == "two":
-            key_p1, key_p2 = jax.random.split(key_puck)
-            key_g1, key_g2 = jax.random.split(key_goal)
-            pucks = jnp.stack(
-                [
-                    uniform(key_p1, (-0.1, -0.2), (0.1, -0.1)),
-                    uniform(key_p2, (-0.1, 0.1), (0.1, 0.2)),
-                ]
-            )
-            goal_offsets = jnp.stack(
-                [
-                    uniform(key_g1, (-0.3, -0.3), (-0.15, 0.0)),
-                    uniform(key_g2, (0.15, 0.0), (0.3, 0.3)),
-                ]
-            )
-            goal = self._on_table(goal_offsets).ravel()
+            goals = goals.at[1, 0].set(goals[0, 0])  # the reference draws one y for both goals
+        if self.variant == "reacher":
+            pucks = jnp.asarray([PARKED_PUCK], jnp.float32)
         else:
-            pucks = uniform(key_puck, (-0.2, -0.3), (0.2, 0.0))[None][: self.n_pucks]
-            if self.variant == "easy":
-                key_r, key_a = jax.random.split(key_extra)
-                radius = jax.random.uniform(key_r, (), jnp.float32, 0.12, 0.25)
-                angle = jax.random.uniform(key_a, (), jnp.float32, -jnp.pi, jnp.pi)
-                offset = pucks[0] + radius * jnp.stack([jnp.cos(angle), jnp.sin(angle)])
-            else:
-                offset = hard_goal
-            goal = self._on_table(offset)
-        # The puck's slide joints are ordered (y, x).
-        q = jnp.concatenate([arm_q, pucks[:, ::-1].ravel()])
-        qd = jnp.concatenate([arm_qd, jnp.zeros(2 * self.n_pucks)])
+            pucks = _kept_apart(_draw(key_puck, _PUCKS[self.variant]), goals)
+        goal = self.goal_from_offsets(goals)
+        # Joint order after the arm: per puck, its (y, x), then its goal's (y, x).
+        q = jnp.concatenate([jnp.zeros(7), jnp.concatenate([pucks, goals], axis=-1).ravel()])
+        arm_qd = jax.random.uniform(key_qd, (7,), jnp.float32, -0.005, 0.005)
+        qd = jnp.concatenate([arm_qd, jnp.zeros(self.sys.qd_size() - 7)])
         return self.make_state(self.pipeline_init(q, qd), goal, {"goal": goal})
 
+    def with_goal(self, state: State, goal: jax.Array) -> State:
+        """Swap the goal and move the goal markers there (the arm and pucks are untouched)."""
+        goal = jnp.asarray(goal, jnp.float32)
+        home_x, home_y = _HOMES[self.variant]
+        xyz = goal.reshape(-1, 3)
+        offsets = jnp.stack([xyz[:, 1] - home_y, xyz[:, 0] - home_x], axis=-1)
+        physics = state.pipeline_state
+        goal_q = 7 + 4 * jnp.arange(offsets.shape[0])[:, None] + jnp.array([2, 3])
+        q = physics.q.at[goal_q].set(offsets)
+        qd = physics.qd.at[goal_q].set(0.0)
+        return super().with_goal(state.replace(pipeline_state=self.pipeline_init(q, qd)), goal)
+
+    def centres_of_mass(self, pipeline_state, links: list[int]) -> jax.Array:
+        """``[len(links), 3]``: world centres of mass of ``links``."""
+        index = jnp.asarray(links)
+        frames = pipeline_state.x.take(index)
+        offsets = self.sys.link.inertia.transform.pos[index]
+        return frames.pos + jax.vmap(math.rotate)(offsets, frames.rot)
+
     def state_obs(self, pipeline_state) -> jax.Array:
-        q, qd, pos = pipeline_state.q, pipeline_state.qd, pipeline_state.x.pos
-        wrist = pipeline_state.x.take(self._tip_link)
-        tip = wrist.pos + math.rotate(jnp.array([0.1, 0.0, 0.0]), wrist.rot)
-        pucks = pos[self._puck_links].ravel()
+        q, qd = pipeline_state.q[:7], pipeline_state.qd[:7]
+        wrist = self.centres_of_mass(pipeline_state, [self._wrist_link])[0]
         if self.variant == "reacher":
-            return jnp.concatenate([q[:7], qd[:7], tip])
-        return jnp.concatenate([q[:7], tip, pucks, qd[:7]])
+            return jnp.concatenate([q, qd, wrist])
+        pucks = self.centres_of_mass(pipeline_state, self._puck_links).ravel()
+        return jnp.concatenate([q, wrist, pucks, qd])
 
     def goal_metrics(self, achieved, goal):
         """``pusher2``: ``dist`` is the larger puck distance, so success needs every puck."""
@@ -162,15 +210,14 @@ class Pusher(GoalPipelineEnv):
         return np.asarray(goal, np.float64)[:3]
 
     def eval_goal_sets(self) -> dict[str, np.ndarray]:
-        if self.variant == "two":
-            first = [(-0.25, -0.25), (-0.2, -0.1), (-0.3, 0.0), (-0.15, -0.2), (-0.25, -0.05)]
-            second = [(0.25, 0.25), (0.2, 0.1), (0.3, 0.0), (0.15, 0.2), (0.25, 0.05)]
-            tasks = np.concatenate(
-                [np.asarray(self._on_table(jnp.asarray(o, jnp.float32))) for o in (first, second)],
-                axis=-1,
-            )
-        else:
-            # Inside both the hard region and (for a puck near its home) the easy annulus.
-            offsets = [(0.0, 0.2), (0.2, 0.0), (-0.2, 0.0), (0.15, 0.15), (-0.15, 0.15)]
-            tasks = np.asarray(self._on_table(jnp.asarray(offsets, jnp.float32)))
-        return {"tasks": tasks.astype(np.float32)}
+        """``tasks``: five goals spread over the variant's goal region (its centre and the points
+        a fifth in from its corners; ``pusher2``'s share their ``y``, as its resets' do)."""
+        fractions = np.array([[0.5, 0.5], [0.2, 0.2], [0.2, 0.8], [0.8, 0.2], [0.8, 0.8]])
+        tasks = []
+        for fraction in fractions:
+            offsets = []
+            for low, high in _GOALS[self.variant]:
+                low, high = np.asarray(low), np.asarray(high)
+                offsets.append(low + fraction * (high - low))
+            tasks.append(np.asarray(self.goal_from_offsets(jnp.asarray(np.stack(offsets)))))
+        return {"tasks": np.stack(tasks).astype(np.float32)}

@@ -1,13 +1,20 @@
 """``reacher``: a 2-link planar arm moves its fingertip to a goal point.
 
-Physics come from brax's bundled ``reacher.xml``. Its target body (two slide joints) is placed at
-the goal on every reset, with zero velocity and nothing acting on it, so renders show the goal.
+The reference's task (JaxGCRL 0.2.8 ``reacher``) on brax's bundled ``reacher.xml``, the model the
+reference loads. Its target body (two slide joints) is placed at the goal on every reset, with
+zero velocity and nothing acting on it, so renders show the goal.
 
 state_obs ``[10]``: ``cos q0, cos q1, sin q0, sin q1`` (shoulder, elbow), fingertip ``x, y, z``
-(entries 4-6, the goal part), joint velocities ``qd0, qd1`` and the arm's extension (fingertip
-distance from the shoulder axis, 0.018-0.21), which is linear in the quantity a reaching policy
-must match (the goal's radius). The goal is uniform in the disc of radius 0.2 around the shoulder,
-at the fingertip's height. On spring/positional the elbow's ``±3 rad`` limit is soft and the arm
+(entries 4-6, the goal part) and the reference's fingertip velocity ``[3]``: the second link's
+velocity carried to the point 0.11 along the world's x axis from its origin (the offset is not
+turned with the link, so this is the fingertip's velocity only when the link points along +x).
+The goal's distance from the shoulder axis is uniform in [0, 0.2] and its angle uniform (as the
+reference draws them: denser near the centre than a uniform disc), at the fingertip's height.
+
+Physics per backend, as the reference's: ``generalized`` (the default) and ``mjx`` step the
+file's model (timestep 0.01 s x 2, gear 200, joint armature and damping); ``spring`` and
+``positional`` ignore armature and damping, so the arm is much lighter there and runs at
+timestep 0.005 s x 4 with gear 25. On those two the elbow's ``±3 rad`` limit is soft and the arm
 can fold through it, so angles are only observed through ``cos``/``sin``.
 """
 
@@ -36,39 +43,29 @@ class _Physics(NamedTuple):
     timestep: float
     n_frames: int
     gear: float
-    #: Angular velocity decay rate (1/s) of every body; only the spring/positional backends use it.
-    ang_damping: float = 0.0
 
 
-# The maximal-coordinate backends ignore joint armature and damping, so the arm is ~10x lighter
-# there and needs a smaller gear and timestep; a global angular damping stands in for the joint
-# damping (velocity decay ~1/s, as for the generalized model with its armature).
 _PHYSICS = {
-    "spring": _Physics(timestep=0.005, n_frames=4, gear=25.0, ang_damping=-1.0),
-    "positional": _Physics(timestep=0.005, n_frames=4, gear=25.0, ang_damping=-1.0),
+    "spring": _Physics(timestep=0.005, n_frames=4, gear=25.0),
+    "positional": _Physics(timestep=0.005, n_frames=4, gear=25.0),
     "generalized": _Physics(timestep=0.01, n_frames=2, gear=200.0),
     "mjx": _Physics(timestep=0.01, n_frames=2, gear=200.0),
 }
+#: The fingertip in the second link's frame; the reference's velocity offset uses it unrotated.
+FINGERTIP_OFFSET = (0.11, 0.0, 0.0)
 
 
 def _load_system(physics: _Physics) -> brax.System:
     path = os.path.join(os.path.dirname(brax.__file__), "envs", "assets", "reacher.xml")
     sys = notices.load_model(mjcf.load_mjmodel(path))
-    # The arm moves in the horizontal plane, so gravity only makes the spring constraints sag.
-    sys = sys.tree_replace(
-        {
-            "opt.timestep": physics.timestep,
-            "gravity": jnp.zeros(3),
-            "ang_damping": physics.ang_damping,
-        }
-    )
+    sys = sys.tree_replace({"opt.timestep": physics.timestep})
     return sys.replace(actuator=sys.actuator.replace(gear=jnp.full(2, physics.gear)))
 
 
 class Reacher(GoalEnv, PipelineEnv):
-    """Fingertip to a point in the disc of radius 0.2; never terminates."""
+    """Fingertip to a point within 0.2 of the shoulder; never terminates."""
 
-    backends = ("spring", "generalized", "positional", "mjx")
+    backends = ("generalized", "spring", "positional", "mjx")
 
     def __init__(
         self,
@@ -77,7 +74,7 @@ class Reacher(GoalEnv, PipelineEnv):
         backend: str | None = None,
         dense_reward: bool = False,
     ):
-        backend = backend or "spring"
+        backend = backend or self.backends[0]
         physics = _PHYSICS[backend]
         super().__init__(sys=_load_system(physics), backend=backend, n_frames=physics.n_frames)
         self.state_dim = 10
@@ -86,9 +83,7 @@ class Reacher(GoalEnv, PipelineEnv):
         self.success_easy_threshold = 0.1
         self.episode_length = 50 if episode_length is None else episode_length
         self.dense_reward = dense_reward
-        fingertip_geom = self.sys.mj_model.geom("fingertip")
-        self._arm_link = int(fingertip_geom.bodyid[0]) - 1  # link indices skip the world body
-        self._fingertip_offset = jnp.asarray(fingertip_geom.pos, jnp.float32)
+        self._arm_link = int(self.sys.mj_model.geom("fingertip").bodyid[0]) - 1  # skip the world
         self._fingertip_height = float(self.sys.mj_model.body("body0").pos[2])
 
     def reset(self, rng: jax.Array) -> State:
@@ -123,10 +118,10 @@ class Reacher(GoalEnv, PipelineEnv):
         return {"ring": ring.astype(np.float32)}
 
     def sample_goal(self, key: jax.Array) -> jax.Array:
-        """``[3]``: uniform in the disc of radius ``GOAL_RADIUS``, at the fingertip's height."""
+        """``[3]``: radius uniform in [0, ``GOAL_RADIUS``], angle uniform, at fingertip height."""
         key_radius, key_angle = jax.random.split(key)
-        radius = GOAL_RADIUS * jnp.sqrt(jax.random.uniform(key_radius, (), jnp.float32))
-        angle = jax.random.uniform(key_angle, (), jnp.float32, -jnp.pi, jnp.pi)
+        radius = GOAL_RADIUS * jax.random.uniform(key_radius, (), jnp.float32)
+        angle = jax.random.uniform(key_angle, (), jnp.float32, 0.0, 2 * jnp.pi)
         return jnp.stack(
             [radius * jnp.cos(angle), radius * jnp.sin(angle), jnp.float32(self._fingertip_height)]
         )
@@ -134,13 +129,21 @@ class Reacher(GoalEnv, PipelineEnv):
     def fingertip(self, pipeline_state) -> jax.Array:
         """``[3]``: world position of the fingertip (a point fixed in the second link)."""
         arm = pipeline_state.x.take(self._arm_link)
-        return arm.pos + math.rotate(self._fingertip_offset, arm.rot)
+        return arm.pos + math.rotate(jnp.asarray(FINGERTIP_OFFSET), arm.rot)
+
+    def fingertip_velocity(self, pipeline_state) -> jax.Array:
+        """``[3]``: the reference's fingertip velocity (see the module docstring)."""
+        arm = pipeline_state.xd.take(self._arm_link)
+        return arm.vel + jnp.cross(arm.ang, jnp.asarray(FINGERTIP_OFFSET))
 
     def state_obs(self, pipeline_state) -> jax.Array:
         """``[10]``: see the module docstring for the layout."""
-        arm_q, arm_qd = pipeline_state.q[:2], pipeline_state.qd[:2]
-        fingertip = self.fingertip(pipeline_state)
-        extension = jnp.linalg.norm(fingertip[:2], keepdims=True)
+        arm_q = pipeline_state.q[:2]
         return jnp.concatenate(
-            [jnp.cos(arm_q), jnp.sin(arm_q), fingertip, arm_qd, extension]
+            [
+                jnp.cos(arm_q),
+                jnp.sin(arm_q),
+                self.fingertip(pipeline_state),
+                self.fingertip_velocity(pipeline_state),
+            ]
         ).astype(jnp.float32)

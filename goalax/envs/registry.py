@@ -71,14 +71,14 @@ _REGISTRY: dict[str, _Entry] = {
         env_steps=REACHER_ENV_STEPS,
     ),
     "simple_u_maze": _Entry(
-        _maze(maze_layouts.U_MAZE), "point mass in a 5x5 U-maze (cell 2.0)", PointMaze.backends
+        _maze(maze_layouts.U_MAZE), "ball in a 5x5 U-maze (cell 4.0)", PointMaze.backends
     ),
     "simple_big_maze": _Entry(
-        _maze(maze_layouts.BIG_MAZE), "point mass in an 8x8 maze (cell 2.0)", PointMaze.backends
+        _maze(maze_layouts.BIG_MAZE), "ball in an 8x8 maze (cell 4.0)", PointMaze.backends
     ),
     "simple_hardest_maze": _Entry(
         _maze(maze_layouts.HARDEST_MAZE),
-        "point mass in a 9x12 maze (cell 2.0)",
+        "ball in a 9x12 maze (cell 4.0)",
         PointMaze.backends,
     ),
 }
@@ -135,14 +135,12 @@ for _size, _what in _MAZE_SIZES.items():
         Humanoid.backends,
         True,
     )
-_REGISTRY["cheetah"] = _Entry(
-    Cheetah, "half cheetah: torso x to a goal in [3, 7]", Cheetah.backends
-)
+_REGISTRY["cheetah"] = _Entry(Cheetah, "half cheetah: torso x to 5", Cheetah.backends)
 
 for _name, _variant, _what in (
-    ("pusher_easy", "easy", "7-joint arm pushes a puck to a goal 0.12-0.25 from it"),
-    ("pusher_hard", "hard", "7-joint arm pushes a puck to a goal anywhere in a 0.6 square"),
-    ("pusher_reacher", "reacher", "7-joint pusher arm: fingertip to a point on the table"),
+    ("pusher_easy", "easy", "7-joint arm pushes a puck to a goal in a 0.3 x 0.4 region beside it"),
+    ("pusher_hard", "hard", "7-joint arm pushes a puck to a goal anywhere in a 1.0 square"),
+    ("pusher_reacher", "reacher", "7-joint pusher arm: wrist to a point above the table"),
     ("pusher2", "two", "7-joint arm pushes two pucks to two goal regions"),
 ):
     _REGISTRY[_name] = _Entry(functools.partial(Pusher, variant=_variant), _what, Pusher.backends)
