@@ -6,8 +6,6 @@ workers; the contract tests themselves are imported, not copied. The reference's
 were measured by building its envs in its own venv (1,024 seeded resets each).
 """
 
-import functools
-
 import jax
 import mujoco
 import numpy as np
@@ -17,8 +15,8 @@ from test_envs import test_goals_differ_between_keys_and_between_consecutive_res
 
 from goalax import envs
 from goalax.envs import maze_layouts
-from goalax.envs.ant import Ant, AntBall, AntPush
-from goalax.envs.ant_maze import CELL_SIZE, AntBallMaze, AntMaze
+from goalax.envs.ant import Ant
+from goalax.envs.ant_maze import CELL_SIZE
 
 ANT_TASKS = [name for name in envs.names() if name.startswith("ant")]
 add_family(globals(), ANT_TASKS)
@@ -64,25 +62,24 @@ def floor_colliders(env: envs.GoalEnv) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "make, others",
+    "name, others",
     [
-        (Ant, set()),
-        (AntBall, {"ball_geom"}),
-        (functools.partial(AntMaze, maze_layouts.U_MAZE), set()),
-        (functools.partial(AntBallMaze, maze_layouts.U_MAZE), {"ball_geom"}),
-        (AntPush, {"torso_geom", "block_geom"}),
+        ("ant", set()),
+        ("ant_random_start", set()),
+        ("ant_ball", {"object_geom"}),
+        ("ant_u_maze", set()),
+        ("ant_ball_big_maze", {"object_geom"}),
+        ("ant_push", {"torso_geom", "block_M"}),
     ],
 )
-def test_leg_contacts_option_restores_the_reference_contact_set(make, others):
+def test_lower_leg_contacts_option_restores_the_reference_contact_set(name, others):
     """Default: feet and lower legs touch the floor (knees no longer sink through it);
-    ``leg_contacts="reference"``: the reference's set, in which only the feet of the legs do."""
-    assert floor_colliders(make()) == FEET | LOWER_LEGS | others
-    reference = make(leg_contacts="reference")
+    ``lower_leg_contacts=False``: the reference's set, in which only the feet of the legs do."""
+    assert floor_colliders(envs.make(name)) == FEET | LOWER_LEGS | others
+    reference = envs.make(name, lower_leg_contacts=False)
     assert floor_colliders(reference) == FEET | others
     model = reference.sys.mj_model
     assert model.geom_conaffinity[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "floor")] == 1
-    with pytest.raises(ValueError, match="leg_contacts"):
-        make(leg_contacts="knees")
 
 
 def test_every_ant_task_has_the_reference_dt_gear_and_masses():
@@ -105,13 +102,13 @@ def test_ball_slides_on_x_and_y_with_the_reference_radius_and_mass():
     """Regression: goalax's ball was free-jointed (it rolled), radius 0.35, mass 1."""
     env = envs.make("ant_ball")
     model = env.sys.mj_model
-    ball = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "ball")
+    ball = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "object")
     joints = np.flatnonzero(model.jnt_bodyid == ball)
     assert [model.jnt_type[j] for j in joints] == [mujoco.mjtJoint.mjJNT_SLIDE] * 2
     np.testing.assert_array_equal(model.jnt_axis[joints], [[1, 0, 0], [0, 1, 0]])
     np.testing.assert_array_equal(model.dof_armature[model.jnt_dofadr[joints]], 1.0)
     np.testing.assert_array_equal(model.dof_damping[model.jnt_dofadr[joints]], 0.0)
-    geom = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "ball_geom")
+    geom = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "object_geom")
     assert model.geom_size[geom, 0] == 0.5 and model.body_pos[ball, 2] == 0.5
     assert model.body_mass[ball] == pytest.approx(0.575959, rel=1e-5)
     assert (model.geom_contype[geom], model.geom_conaffinity[geom]) == (1, 0)
@@ -121,7 +118,7 @@ def test_ball_slides_on_x_and_y_with_the_reference_radius_and_mass():
 def test_push_model_is_the_reference_layout():
     env = envs.make("ant_push")
     model = env.sys.mj_model
-    block = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "block")
+    block = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "movable")
     assert model.body_mass[block] == pytest.approx(0.0002)
     np.testing.assert_allclose(model.body_pos[block], [8.0, 8.0, 2.0])
     joints = np.flatnonzero(model.jnt_bodyid == block)
@@ -154,6 +151,20 @@ def test_maze_walls_cover_the_wall_cells_in_the_reference_frame(name):
         padded[i : i + grid.shape[0], j : j + grid.shape[1]] for i in range(3) for j in range(3)
     )
     assert (covered[(grid == 1) & (near_free > 0)] == 1).all()
+
+
+def test_unmerged_walls_are_the_reference_box_per_wall_cell():
+    model = envs.make("ant_u_maze", merged_walls=False).sys.mj_model
+    grid = np.asarray(maze_layouts.U_MAZE)
+    for row, col in np.argwhere(grid == 1):
+        g = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, f"block_{row}_{col}")
+        np.testing.assert_allclose(model.geom_pos[g], [4 * row, 4 * col, 1.0])
+        np.testing.assert_allclose(model.geom_size[g], [2.0, 2.0, 1.0])
+        assert (model.geom_contype[g], model.geom_conaffinity[g]) == (1, 1)
+    walls = (model.geom_bodyid == 0) & (model.geom_type == mujoco.mjtGeom.mjGEOM_BOX)
+    assert walls.sum() == (grid == 1).sum()
+    merged = envs.make("ant_u_maze").sys.mj_model
+    assert ((merged.geom_bodyid == 0) & (merged.geom_type == mujoco.mjtGeom.mjGEOM_BOX)).sum() < 8
 
 
 # --- reset distributions --------------------------------------------------------------------------
@@ -258,12 +269,12 @@ def test_knees_sink_with_the_reference_contacts_and_not_with_goalax_s():
 
         return float(run(jax.random.PRNGKey(3)))
 
-    assert lowest(Ant(termination=False, leg_contacts="reference")) < -0.1
+    assert lowest(Ant(termination=False, lower_leg_contacts=False)) < -0.1
     assert lowest(Ant(termination=False)) > -0.1
 
 
 def test_the_reference_contact_set_is_the_same_model_otherwise():
-    default, reference = Ant().sys.mj_model, Ant(leg_contacts="reference").sys.mj_model
+    default, reference = Ant().sys.mj_model, Ant(lower_leg_contacts=False).sys.mj_model
     for field in ("body_mass", "geom_size", "geom_pos", "jnt_range", "actuator_gear"):
         np.testing.assert_array_equal(getattr(default, field), getattr(reference, field))
     changed = np.flatnonzero(

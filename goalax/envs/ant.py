@@ -11,12 +11,10 @@ the torso height leaves ``(0.2, 1.0)`` (an ant on its back or thrown up); ``term
 turns that off (see ``GoalPipelineEnv``).
 
 One deliberate deviation, on by default: the lower legs touch the floor
-(``leg_contacts="lower_legs"``); ``leg_contacts="reference"`` gives the reference's contact set.
+(``lower_leg_contacts=True``); ``lower_leg_contacts=False`` gives the reference's contact set.
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 import brax
 import jax
@@ -43,9 +41,6 @@ ANT_LEGS_Q0 = (0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0)
 RESET_NOISE = 0.1
 #: The reference's healthy torso heights of the ant family (JaxGCRL's ``healthy_z_range``).
 ANT_HEALTHY_Z = (0.2, 1.0)
-#: Which leg parts touch the floor: goalax's lower legs and feet, or the reference's feet only.
-LegContacts = Literal["lower_legs", "reference"]
-LEG_CONTACTS = ("lower_legs", "reference")
 
 
 def ant_system(xml: str, backend: str, mjx_solver: tuple[int, int]) -> tuple[brax.System, int]:
@@ -82,7 +77,9 @@ class Ant(GoalPipelineEnv):
     """Torso ``x, y`` to a goal on the circle of radius 10 around the origin.
 
     ``random_start``: the start is on the circle of radius 10 around the goal (up to 20 from
-    the origin), as the reference's ``ant_random_start``.
+    the origin), as the reference's ``ant_random_start``. ``lower_leg_contacts``: the lower legs
+    touch the floor (goalax's default; ``False``: only the feet, as in the reference, whose
+    kneeling ant's knees sink through the floor).
     """
 
     backends = ("spring", "mjx", "positional")
@@ -103,11 +100,9 @@ class Ant(GoalPipelineEnv):
         dense_reward: bool = False,
         termination: bool = True,
         random_start: bool = False,
-        leg_contacts: LegContacts = "lower_legs",
+        lower_leg_contacts: bool = True,
     ):
-        if leg_contacts not in LEG_CONTACTS:
-            raise ValueError(f"leg_contacts must be one of {LEG_CONTACTS}, got {leg_contacts!r}")
-        self.leg_contacts = leg_contacts
+        self.lower_leg_contacts = lower_leg_contacts
         backend = backend or self.backends[0]
         sys, n_frames = ant_system(self.mjcf(), backend, self.mjx_solver)
         super().__init__(sys=sys, backend=backend, n_frames=n_frames)
@@ -122,8 +117,9 @@ class Ant(GoalPipelineEnv):
 
     def ant_world(self, world: str = "", **physics) -> str:
         """The MJCF of this task's contacts and leg contacts with ``world`` appended."""
-        lower = self.leg_contacts == "lower_legs"
-        return ant_mjcf(self.contacts, lower_leg_contacts=lower, world=world, **physics)
+        return ant_mjcf(
+            self.contacts, lower_leg_contacts=self.lower_leg_contacts, world=world, **physics
+        )
 
     def mjcf(self) -> str:
         return self.ant_world()
@@ -221,20 +217,21 @@ PUSH_GOAL_NOISE = 2.0
 
 
 def push_world() -> str:
+    """Walls ``block_A``-``block_G`` and the ``movable`` block, named as the reference's."""
     walls = "".join(
-        box_geom(f"wall_{i}", (*xy, PUSH_WALL_HALF_HEIGHT), (*half, PUSH_WALL_HALF_HEIGHT), (0, 1))
-        for i, (xy, half) in enumerate(PUSH_WALLS)
+        box_geom(f"block_{c}", (*xy, PUSH_WALL_HALF_HEIGHT), (*half, PUSH_WALL_HALF_HEIGHT), (0, 1))
+        for c, (xy, half) in zip("ABCDEFG", PUSH_WALLS, strict=True)
     )
     slides = "".join(
-        f'<joint name="block_slide{axis}" type="slide" pos="0 0 0" axis="{vector}" '
+        f'<joint name="movable_{axis}_2_2" type="slide" pos="0 0 0" axis="{vector}" '
         'armature="0" damping="0" limited="false" margin="0.01"/>'
         for axis, vector in (("x", "1 0 0"), ("y", "0 1 0"), ("z", "0 0 1"))
     )
     x, y, z = PUSH_BLOCK_XYZ
     hx, hy, hz = PUSH_BLOCK_HALF
     block = (
-        f'<body name="block" pos="{x:g} {y:g} {z:g}">{slides}'
-        f'<geom name="block_geom" type="box" size="{hx:g} {hy:g} {hz:g}" '
+        f'<body name="movable" pos="{x:g} {y:g} {z:g}">{slides}'
+        f'<geom name="block_M" type="box" size="{hx:g} {hy:g} {hz:g}" '
         f'mass="{PUSH_BLOCK_MASS:g}" contype="1" conaffinity="1" rgba="0.9 0.1 0.1 1"/></body>'
     )
     return walls + block

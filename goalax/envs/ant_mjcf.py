@@ -161,17 +161,17 @@ def ant_mjcf(
 
 
 def ball_body() -> str:
-    """Ant Soccer's ball: a sphere sliding on x and y (it cannot roll or leave the floor), at
-    ``q`` = its ``x, y``. Its slide joints keep the default armature 1, so a push accelerates
-    it as a 1.58 kg mass."""
+    """Ant Soccer's ball (named as the reference's ``object``): a sphere sliding on x and y (it
+    cannot roll or leave the floor), at ``q`` = its ``x, y``. Its slide joints keep the default
+    armature 1, so a push accelerates it as a 1.58 kg mass."""
     joints = "".join(
-        f'<joint name="ball_slide{axis}" type="slide" pos="0 0 0" axis="{vector}" '
+        f'<joint name="obj_slide{axis}" type="slide" pos="0 0 0" axis="{vector}" '
         'damping="0" range="-100 100"/>'
         for axis, vector in (("x", "1 0 0"), ("y", "0 1 0"))
     )
     return (
-        f'<body name="ball" pos="0 0 {BALL_RADIUS}">{joints}'
-        f'<geom name="ball_geom" type="sphere" size="{BALL_RADIUS}" density="{BALL_DENSITY}" '
+        f'<body name="object" pos="0 0 {BALL_RADIUS}">{joints}'
+        f'<geom name="object_geom" type="sphere" size="{BALL_RADIUS}" density="{BALL_DENSITY}" '
         f'{_bits(BALL_BITS)} rgba="0.95 0.85 0.2 1"/></body>'
     )
 

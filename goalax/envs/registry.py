@@ -199,11 +199,15 @@ def make(
     backend: str | None = None,
     dense_reward: bool = False,
     termination: bool = True,
+    **task_options,
 ) -> GoalEnv:
     """Build task ``name``; ``None`` keeps the task's default episode length / backend.
 
     ``termination=False`` keeps the ant and humanoid families running after the body becomes
     unhealthy (the torso leaves its height range); tasks that never terminate ignore it.
+    ``task_options`` go to the task's constructor, e.g. the options that restore the reference's
+    model where goalax deviates (ant family: ``lower_leg_contacts=False``; ant mazes:
+    ``merged_walls=False``).
     """
     entry = _entry(name)
     if backend is not None and backend not in entry.backends:
@@ -215,7 +219,11 @@ def make(
         raise ValueError(f"episode_length must be at least 1, got {episode_length}")
     options = {"termination": termination} if entry.terminates else {}
     return entry.constructor(
-        episode_length=episode_length, backend=backend, dense_reward=dense_reward, **options
+        episode_length=episode_length,
+        backend=backend,
+        dense_reward=dense_reward,
+        **options,
+        **task_options,
     )
 
 
