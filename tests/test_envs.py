@@ -345,10 +345,11 @@ def test_goal_distribution(task):
     assert_in_goal_distribution(task["name"], env, first.info["goal"])
     assert_in_goal_distribution(task["name"], env, task["chain_goals"])
     if isinstance(env, PointMaze):
-        goal_cells = maze_layouts.xy_to_cell(first.info["goal"], env.layout, env.cell_size)
-        start_cells = maze_layouts.xy_to_cell(first.obs[:, :2], env.layout, env.cell_size)
-        assert (np.asarray(env.layout)[start_cells[:, 0], start_cells[:, 1]] == 0).all()
-        assert (goal_cells != start_cells).any(axis=-1).all()
+        # The reference's: start at the centre of cell (1, 1), goals at other free cells' centres.
+        np.testing.assert_array_equal(first.obs[:, :2], 4.0)
+        others = env.free_cell_centers()[1:]
+        for goals in (first.info["goal"], task["chain_goals"]):
+            assert (np.asarray(goals)[:, None] == others).all(-1).any(-1).all(), goals
     elif task["name"] == "reacher":
         np.testing.assert_allclose(first.info["goal"][:, 2], first.obs[:, 6], atol=1e-3)
 
@@ -386,6 +387,20 @@ def test_with_goal_swaps_goal_and_moves_reacher_target(task):
     if task["name"] == "reacher":  # the marker is drawn at the new goal, and stays still
         np.testing.assert_allclose(new.pipeline_state.q[2:], goal[:2], atol=1e-6)
         np.testing.assert_array_equal(new.pipeline_state.qd[2:], 0.0)
+
+
+def test_reacher_observation_of_a_reference_state_is_the_reference_observation():
+    """A state of the reference's own reacher (jaxgcrl 0.2.8, generalized, step 50 of a random
+    rollout) and its observation: ``cos q``, ``sin q``, fingertip, and the reference's fingertip
+    velocity (the second link's velocity carried 0.11 along the world's x axis)."""
+    q = [4.239840984344482, 0.38228052854537964, -0.006804243195801973, -0.0027663125656545162]
+    qd = [2.1361849308013916, -5.548812389373779, 0.0, 0.0]
+    expected = [-0.455156534910202, 0.9278163313865662, -0.8904114365577698, 0.37303733825683594]
+    expected += [-0.05543159693479538, -0.19859330356121063, 0.009999999776482582]
+    expected += [0.1902083456516266, -0.47261887788772583, 0.0]
+    env = envs.make("reacher")
+    state_obs = jax.jit(lambda q, qd: env.state_obs(env.pipeline_init(q, qd)))
+    np.testing.assert_allclose(state_obs(jnp.asarray(q), jnp.asarray(qd)), expected, atol=2e-6)
 
 
 #: The contract tests, for the family files to import.
