@@ -158,10 +158,10 @@ EXPECTED = {
     "arm_push_hard": (28, (3, 4, 5), 8, 0.1, 1000, "mjx"),
     "arm_reach": (28, (0, 1, 2), 8, 0.1, 1000, "mjx"),
     "cheetah": (18, (0,), 6, 0.5, 1000, "mjx"),
-    "humanoid": (113, (0, 1, 2), 17, 0.5, 1000, "spring"),
-    "humanoid_big_maze": (113, (0, 1, 2), 17, 0.5, 1000, "spring"),
-    "humanoid_hardest_maze": (113, (0, 1, 2), 17, 0.5, 1000, "spring"),
-    "humanoid_u_maze": (113, (0, 1, 2), 17, 0.5, 1000, "spring"),
+    "humanoid": (268, (0, 1, 2), 17, 0.5, 1000, "spring"),
+    "humanoid_big_maze": (268, (0, 1, 2), 17, 0.5, 1000, "spring"),
+    "humanoid_hardest_maze": (268, (0, 1, 2), 17, 0.5, 1000, "spring"),
+    "humanoid_u_maze": (268, (0, 1, 2), 17, 0.5, 1000, "spring"),
     "point": (4, (0, 1), 2, 0.1, 50, "jax"),
     "pusher2": (23, (10, 11, 12, 13, 14, 15), 7, 0.1, 1000, "generalized"),
     "pusher_easy": (20, (10, 11, 12), 7, 0.1, 1000, "generalized"),
@@ -246,8 +246,9 @@ def test_termination_follows_the_healthy_torso_range(task):
     first_z = task["first"].obs[:, 2]
     assert ((first_z > z_range[0]) & (first_z < z_range[1])).all()
     if envs.spec(task["name"]).termination.startswith("torso z outside (1.0"):
-        # A humanoid under random actions falls within a hundred steps.
-        assert (out["done"] > 0).any(axis=0).all(), out["done"].argmax(axis=0)
+        # Most humanoids under random actions fall within a hundred steps (the reference's:
+        # 53 of 64, every one within 300; tests/test_termination.py checks the 300).
+        assert (out["done"] > 0).any(axis=0).mean() >= 0.5, out["done"].argmax(axis=0)
 
 
 def test_reachable_states_stay_above_the_floor(task):
@@ -290,8 +291,13 @@ def test_goals_differ_between_keys_and_between_consecutive_resets(task):
             assert n_unique > 1, goals
         else:
             assert n_unique == len(goals), goals
-    # The states differ too (not just the goals).
-    assert len(np.unique(np.asarray(task["first"].obs), axis=0)) == N_ENVS
+    # The states differ too (not just the goals); the humanoid mazes start without noise, as the
+    # reference's, so their states differ exactly where the goal (the marker in q) does.
+    n_states = len(np.unique(np.asarray(task["first"].obs), axis=0))
+    if task["name"].startswith("humanoid_"):
+        assert n_states == len(np.unique(np.asarray(task["first"].info["goal"]), axis=0))
+    else:
+        assert n_states == N_ENVS
 
 
 def test_reset_is_deterministic_given_key(task):

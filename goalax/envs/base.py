@@ -78,10 +78,15 @@ class GoalEnv(Env):
         del pipeline_state
         return jnp.zeros((), jnp.float32)
 
-    def make_state(self, pipeline_state, goal: jnp.ndarray, info: dict) -> State:
+    def make_state(
+        self, pipeline_state, goal: jnp.ndarray, info: dict, state_obs: jnp.ndarray | None = None
+    ) -> State:
         """The ``State`` of a physics state pursuing ``goal``: observation, reward, metrics and
-        ``done`` (from ``terminated``) computed one way for every task."""
-        state_obs = self.state_obs(pipeline_state).astype(jnp.float32)
+        ``done`` (from ``terminated``) computed one way for every task. ``state_obs``: given by a
+        task whose observation reads more than the physics state (the humanoid's control)."""
+        if state_obs is None:
+            state_obs = self.state_obs(pipeline_state)
+        state_obs = state_obs.astype(jnp.float32)
         reward, metrics = self.reward_and_metrics(state_obs, goal)
         return State(
             pipeline_state=pipeline_state,

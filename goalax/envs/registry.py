@@ -18,7 +18,7 @@ from goalax.envs.ant_maze import AntBallMaze, AntMaze
 from goalax.envs.arm import Arm
 from goalax.envs.base import GoalEnv
 from goalax.envs.cheetah import Cheetah
-from goalax.envs.humanoid import Humanoid
+from goalax.envs.humanoid import Humanoid, HumanoidMaze
 from goalax.envs.point import PointEnv
 from goalax.envs.point_maze import PointMaze
 from goalax.envs.pusher import Pusher
@@ -126,11 +126,11 @@ for _size, _what in _MAZE_SIZES.items():
     )
 
 _REGISTRY["humanoid"] = _Entry(
-    Humanoid, "humanoid: torso to a standing-height point 1-5 away", Humanoid.backends, True
+    Humanoid, "humanoid: torso to a point 1-5 away at height 1.25", Humanoid.backends, True
 )
 for _size, _what in _MAZE_SIZES.items():
     _REGISTRY[f"humanoid_{_size}"] = _Entry(
-        functools.partial(Humanoid, layout=maze_layouts.LAYOUTS[_size]),
+        functools.partial(HumanoidMaze, maze_layouts.LAYOUTS[_size]),
         f"humanoid in a {_what} (cell 2.0)",
         Humanoid.backends,
         True,
