@@ -165,8 +165,9 @@ def test_maze_is_the_references_frame_start_and_goals():
 
 @pytest.mark.parametrize("name", ["humanoid_u_maze", "humanoid_big_maze", "humanoid_hardest_maze"])
 def test_merged_walls_are_the_references_solid(name):
-    """Deliberate deviation: goalax merges wall cells into few boxes (fewer collision pairs, see
-    docs/envs.md for the speed); ``merged_walls=False`` builds the reference's box per wall cell.
+    """Deliberate deviation: goalax merges wall cells into few boxes (fewer collision pairs: 135
+    vs 33 env steps/s on the hardest maze, 64 envs on spring, 2-core CPU under load);
+    ``merged_walls=False`` builds the reference's box per wall cell.
     Both cover exactly the wall cells (every one that a body can reach), each once."""
     merged = envs.make(name)
     per_cell = envs.make(name, merged_walls=False)
