@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import types
 
 import jax
 import jax.numpy as jnp
@@ -239,6 +240,8 @@ def test_termination_follows_the_healthy_torso_range(task):
     z_range = getattr(env, "healthy_z_range", None)
     if z_range is None:
         pytest.skip("this task never terminates")
+    if isinstance(env, PointMaze):
+        pytest.skip("the ball's height is not observed: test_maze_terminates_as_the_reference")
     torso_z = out["obs"][..., 2]  # q[2]: the free joint's height (= the torso link's)
     unhealthy = (torso_z < z_range[0]) | (torso_z > z_range[1])
     clear = np.minimum(np.abs(torso_z - z_range[0]), np.abs(torso_z - z_range[1])) > 1e-4
@@ -255,7 +258,7 @@ def test_reachable_states_stay_above_the_floor(task):
     """With the task's defaults no reachable state has a body below the floor. (Without
     termination, and for the ant without lower-leg contacts, brax lets both sink through it.)"""
     env, out = task["env"], task["outputs"]
-    if getattr(env, "healthy_z_range", None) is None:
+    if getattr(env, "healthy_z_range", None) is None or isinstance(env, PointMaze):
         pytest.skip("not a floor-walking task")
     alive = reachable(out["done"])
     assert out["obs"][..., 2][alive].min() > 0.0
@@ -621,6 +624,18 @@ def test_maze_ball_cannot_pass_through_walls(task):
     assert clearance.min() > BALL_RADIUS - 0.1, clearance.min()
     # It really is pressed against a wall at the end, not stopped short of it.
     assert (clearance[-1] < BALL_RADIUS + 0.05).all(), clearance[-1]
+    assert (out["done"] == 0).all()  # impacts keep the ball at its height: no termination
+
+
+def test_maze_terminates_as_the_reference():
+    """The reference's rule: the episode ends when the ball's height leaves (0.2, 1.0)."""
+    env = envs.make("simple_u_maze")
+    for z, done in ((0.1, 1.0), (0.75, 0.0), (1.1, 1.0)):
+        ball_and_target = jnp.array([[4.0, 4.0, z], [8.0, 4.0, 0.01]])
+        state = types.SimpleNamespace(x=types.SimpleNamespace(pos=ball_and_target))
+        assert env.terminated(state) == done
+    assert envs.make("simple_u_maze", termination=False).terminated(state) == 0
+    assert envs.spec("simple_u_maze").termination == "torso z outside (0.2, 1.0)"
 
 
 def test_maze_free_cell_centers():

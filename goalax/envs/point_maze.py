@@ -18,9 +18,11 @@ at the centre of the start cell (``maze_layouts.start_cell``) with a velocity dr
 Dynamics on ``spring`` (the default, as the reference's): 0.005 s x 10 substeps = 0.05 s per
 step; spring's mass scale of 1 makes every body's mass 1, so an action ``a`` accelerates the
 ball by ``5 a`` with no drag, and walls stop it through soft contacts. On ``generalized``
-(0.01 s x 5) the joints' armature of 1 adds to the ball's 0.327 kg. The reference ends an
-episode when the ball's height leaves (0.2, 1.0); the ball has no height joint, so that never
-happens and the task never terminates.
+(0.01 s x 5) the joints' armature of 1 adds to the ball's 0.327 kg.
+
+Termination, the reference's rule: the episode ends when the ball's height leaves (0.2, 1.0). The
+ball has no height joint (its slide joints hold it at 0.746-0.748 on spring, walls included), so
+the rule never fires; it is kept so that the task is the reference's in every fact.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ def maze_mjcf(layout: maze_layouts.Layout, timestep: float, merged_walls: bool) 
     """MJCF of the reference's ball maze: walls, the ball and the goal marker."""
     walls = maze_layouts.wall_geoms_mjcf(layout, CELL_SIZE, WALL_HALF_HEIGHT, merge=merged_walls)
     # The custom numerics are brax's spring parameters of the reference's model; the floor collides
-    # with the ball (the ball never reaches it: its centre is held at BALL_HEIGHT).
+    # with the ball (the ball never reaches it: its centre is held at BALL_HEIGHT). Names are the
+    # reference's (its ball is "torso"), so that facts join by name.
     return f"""
 <mujoco model="point_maze">
   <compiler angle="radian" inertiafromgeom="true"/>
@@ -86,10 +89,10 @@ def maze_mjcf(layout: maze_layouts.Layout, timestep: float, merged_walls: bool) 
     <light pos="0 0 30" dir="0 0 -1" diffuse="0.8 0.8 0.8" directional="true"/>
     <geom name="floor" type="plane" size="100 100 40" conaffinity="1" rgba="0.9 0.9 0.9 1"/>
     {walls}
-    <body name="ball" pos="0 0 {BALL_HEIGHT}">
-      <joint name="ball_x" type="slide" axis="1 0 0"/>
-      <joint name="ball_y" type="slide" axis="0 1 0"/>
-      <geom name="ball" type="sphere" size="{BALL_RADIUS}" contype="1" conaffinity="1"
+    <body name="torso" pos="0 0 {BALL_HEIGHT}">
+      <joint name="obj_slidex" type="slide" axis="1 0 0"/>
+      <joint name="obj_slidey" type="slide" axis="0 1 0"/>
+      <geom name="torso_geom" type="sphere" size="{BALL_RADIUS}" contype="1" conaffinity="1"
             rgba="0.2 0.4 0.9 1"/>
     </body>
     <body name="target" pos="0 0 0.01">
@@ -99,18 +102,20 @@ def maze_mjcf(layout: maze_layouts.Layout, timestep: float, merged_walls: bool) 
     </body>
   </worldbody>
   <actuator>
-    <motor joint="ball_x" gear="{GEAR}"/>
-    <motor joint="ball_y" gear="{GEAR}"/>
+    <motor name="move_x" joint="obj_slidex" gear="{GEAR}"/>
+    <motor name="move_y" joint="obj_slidey" gear="{GEAR}"/>
   </actuator>
 </mujoco>
 """
 
 
 class PointMaze(GoalEnv, PipelineEnv):
-    """Ball to the centre of a free cell of a maze; never terminates. ``merged_walls``: see the
-    module docstring (``False``: the reference's box per wall cell)."""
+    """Ball to the centre of a free cell of a maze. ``merged_walls``: see the module docstring
+    (``False``: the reference's box per wall cell)."""
 
     backends = ("spring", "generalized")
+    #: The reference's healthy heights of the ball (``termination``: end the episode outside).
+    healthy_z_range = (0.2, 1.0)
 
     def __init__(
         self,
@@ -119,6 +124,7 @@ class PointMaze(GoalEnv, PipelineEnv):
         episode_length: int | None = None,
         backend: str | None = None,
         dense_reward: bool = False,
+        termination: bool = True,
         merged_walls: bool = True,
     ):
         backend = backend or self.backends[0]
@@ -133,6 +139,7 @@ class PointMaze(GoalEnv, PipelineEnv):
         self.success_easy_threshold = 2.0
         self.episode_length = 1000 if episode_length is None else episode_length
         self.dense_reward = dense_reward
+        self.termination = termination
         self.start = maze_layouts.start_cell(layout)
         self._start_xy = jnp.asarray(self._cells_xy(np.array([self.start]))[0])
         goal_cells = [cell for cell in maze_layouts.free_cells(layout) if tuple(cell) != self.start]
@@ -168,6 +175,14 @@ class PointMaze(GoalEnv, PipelineEnv):
         q = physics.q.at[2:].set(goal)
         qd = physics.qd.at[2:].set(0.0)
         return super().with_goal(state.replace(pipeline_state=self.pipeline_init(q, qd)), goal)
+
+    def terminated(self, pipeline_state) -> jax.Array:
+        """1.0 when the ball's height (its link's ``x.pos``) leaves ``healthy_z_range``."""
+        if not self.termination:
+            return super().terminated(pipeline_state)
+        low, high = self.healthy_z_range
+        ball_z = pipeline_state.x.pos[0, 2]
+        return ((ball_z < low) | (ball_z > high)).astype(jnp.float32)
 
     def state_obs(self, pipeline_state) -> jax.Array:
         """``[4]``: ``x, y, vx, vy`` of the ball."""

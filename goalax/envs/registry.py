@@ -71,15 +71,16 @@ _REGISTRY: dict[str, _Entry] = {
         env_steps=REACHER_ENV_STEPS,
     ),
     "simple_u_maze": _Entry(
-        _maze(maze_layouts.U_MAZE), "ball in a 5x5 U-maze (cell 4.0)", PointMaze.backends
+        _maze(maze_layouts.U_MAZE), "ball in a 5x5 U-maze (cell 4.0)", PointMaze.backends, True
     ),
     "simple_big_maze": _Entry(
-        _maze(maze_layouts.BIG_MAZE), "ball in an 8x8 maze (cell 4.0)", PointMaze.backends
+        _maze(maze_layouts.BIG_MAZE), "ball in an 8x8 maze (cell 4.0)", PointMaze.backends, True
     ),
     "simple_hardest_maze": _Entry(
         _maze(maze_layouts.HARDEST_MAZE),
         "ball in a 9x12 maze (cell 4.0)",
         PointMaze.backends,
+        True,
     ),
 }
 
