@@ -8,7 +8,7 @@ facts are read from goalax's envs with the same code (``goalax/envs/facts.py``) 
   actions, floor contacts, masses, joint types, thresholds, termination): every task, default suite;
 - start and goal distributions over 1,024 resets within a sampling tolerance (``DIST_*`` below);
 - a 100-step trajectory from the reference's initial state under its actions, same backend, within
-  ``TRAJECTORY_ATOL``.
+  ``TRAJECTORY_ATOL`` plus a float-noise envelope.
 
 The two compiled checks run in the default suite for one task per family, for the rest under
 ``-m slow``. A difference is allowed only when ``DEVIATIONS`` lists it (a reason, the exact
@@ -60,11 +60,18 @@ DIST_EXTREME_REL = 0.15
 DIST_EXTREME_SD = 1.0
 #: Below this every distribution difference is float noise (also the margin of constants).
 DIST_ATOL = 1e-5
-#: Largest |q| difference along the 100-step trajectory (same model, start, actions, backend):
-#: float32 rounding on two jax/brax versions, which contacts amplify. Measured with identical
-#: models (docs/reference_fixture.md): reacher 2.7e-5, pusher_easy 1.3e-5, humanoid 6.8e-5, ant
-#: 8.6e-4 (6.8e-4 at full XLA optimisation); the ant's lower legs touching the floor: 1.6e-2.
-TRAJECTORY_ATOL = 3e-3
+#: The 100-step trajectory (same model, start, actions, backend) is compared step by step with
+#: what float rounding alone does to goalax's own trajectory: the same rollout from
+#: ``TRAJECTORY_NOISE_RUNS`` starts perturbed by ``TRAJECTORY_NOISE`` x (1 + |q|) gives an
+#: envelope (largest |q| difference so far); the reference may differ by ``TRAJECTORY_ATOL`` plus
+#: ``TRAJECTORY_NOISE_FACTOR`` envelopes. Contacts make the ant families chaotic: a 1e-6 start
+#: perturbation grows to 1e-2-6e-2 by step 100, so no fixed bound both passes the same model and
+#: catches a changed one. Measured (docs/reference_fixture.md): goalax vs the reference on
+#: identical models stays at or below 1.2 envelopes (reacher, pushers, humanoid < 1e-4 all along).
+TRAJECTORY_ATOL = 1e-4
+TRAJECTORY_NOISE = 1e-6
+TRAJECTORY_NOISE_RUNS = 4
+TRAJECTORY_NOISE_FACTOR = 3.0
 #: Masses are computed by MuJoCo from the same geometry: equal up to float64 rounding.
 MASS_RTOL = 1e-9
 
@@ -517,21 +524,33 @@ def trajectory_mismatches(task: str) -> list[Mismatch]:
 
         return jax.lax.scan(step, state, actions)[1]
 
-    args = (jnp.asarray(q0), jnp.asarray(qd0), actions)
-    compiled = jax.jit(rollout).lower(*args).compile(compiler_options=SMOKE_COMPILER_OPTIONS)
+    # Row 0 starts at the reference's state, the others at float-noise perturbations of it.
+    noise = np.random.default_rng(0).standard_normal((TRAJECTORY_NOISE_RUNS, q0.size))
+    starts = q0 + TRAJECTORY_NOISE * (1.0 + np.abs(q0)) * noise
+    starts = jnp.asarray(np.concatenate([q0[None], starts]), jnp.float32)
+    args = (starts, jnp.asarray(qd0), actions)
+    batched = jax.vmap(rollout, in_axes=(0, None, None))
+    compiled = jax.jit(batched).lower(*args).compile(compiler_options=SMOKE_COMPILER_OPTIONS)
     q, done = (np.asarray(x, np.float64) for x in compiled(*args))
     ref_q, ref_done = np.asarray(ref["trajectory"]["q"]), np.asarray(ref["trajectory"]["done"])
     _, joints = physical(model)
     _, ref_joints = physical(ref["model"])
+    slices = [joints[name]["qpos"] for name in joints]
+    physical_q = np.concatenate([q[..., a : a + n] for a, n in slices], axis=-1)
+    # How far float noise alone carries goalax's own trajectory by each step (running max).
+    envelope = np.maximum.accumulate(np.abs(physical_q[1:] - physical_q[:1]).max(axis=(0, 2)))
+    allowed = TRAJECTORY_ATOL + TRAJECTORY_NOISE_FACTOR * envelope
+    q, done = q[0], done[0]
     for name in sorted(joints):
         (a, n), (ra, _) = joints[name]["qpos"], ref_joints[name]["qpos"]
         error = np.abs(q[:, a : a + n] - ref_q[:, ra : ra + n]).max(axis=1)
-        if error.max() > TRAJECTORY_ATOL:
-            first = int(np.argmax(error > TRAJECTORY_ATOL))
+        if (error > allowed).any():
+            first = int(np.argmax(error > allowed))
             out.append(
                 Mismatch(
-                    f"trajectory q[{name}] (first off at step {first + 1}, max |diff| "
-                    f"{error.max():.3g})",
+                    f"trajectory q[{name}] (first off at step {first + 1}: |diff| "
+                    f"{error[first]:.2g} > allowed {allowed[first]:.2g}; max |diff| "
+                    f"{error.max():.2g})",
                     np.round(q[first, a : a + n], 4),
                     np.round(ref_q[first, ra : ra + n], 4),
                 )
