@@ -2,8 +2,9 @@
 
 One definition serves both sides of the fidelity fixture: ``benchmarks/reference_facts.py`` loads
 this file by path inside jaxgcrl 0.2.8's own venv (numpy<2, mujoco 3.2.7), and
-``tests/test_reference_fidelity.py`` imports it in goalax's. So it imports numpy and mujoco only
-(no jax, brax or goalax), and reads brax objects (``System``) by their attributes alone.
+``tests/test_reference_fidelity.py`` imports it in goalax's. So it imports numpy, mujoco and the
+standard library only (no jax, brax or goalax), and reads brax objects (``System``) by their
+attributes alone.
 
 Names are the join key between the two models: bodies, joints, actuators and geoms by their MJCF
 ``name``; an unnamed geom is ``<body>/geom<k>`` (its rank among its body's geoms), an unnamed body
@@ -20,11 +21,13 @@ __all__ = [
     "FLOOR",
     "PROBE_ACTIONS",
     "applied_control",
+    "box_union",
     "floor_geom",
     "joint_slices",
     "markers",
     "model_facts",
     "sample_stats",
+    "static_solid",
     "system_facts",
 ]
 
@@ -140,6 +143,67 @@ def joint_slices(m: mujoco.MjModel) -> dict[str, dict]:
     return out
 
 
+def static_solid(m: mujoco.MjModel) -> dict:
+    """The fixed colliding geometry besides the floor: what an agent can bump into.
+
+    Axis-aligned boxes welded to the world (maze walls, tables, blocks) are compared as the solid
+    they fill (``box_union``), so one long box and a row of cell-sized boxes that fill the same
+    space are the same fact; ``boxes`` counts them. Any other fixed colliding geom is listed by
+    type, world position and size.
+    """
+    data = mujoco.MjData(m)
+    mujoco.mj_kinematics(m, data)
+    floor = floor_geom(m)
+    boxes, others = [], []
+    for g in range(m.ngeom):
+        static = m.body_weldid[m.geom_bodyid[g]] == 0
+        if g == floor or not static or not (m.geom_contype[g] or m.geom_conaffinity[g]):
+            continue
+        pos = np.asarray(data.geom_xpos[g], np.float64)
+        rot = np.asarray(data.geom_xmat[g], np.float64).reshape(3, 3)
+        size = np.asarray(m.geom_size[g], np.float64)
+        if m.geom_type[g] == mujoco.mjtGeom.mjGEOM_BOX and np.allclose(np.abs(rot), np.eye(3)):
+            half = np.abs(rot) @ size  # the box's half extents along the world axes
+            boxes.append((pos - half, pos + half))
+        else:
+            pos_, size_ = np.round(pos, 4).tolist(), np.round(size, 4).tolist()
+            others.append(f"type {int(m.geom_type[g])} pos {pos_} size {size_}")
+    return {"others": sorted(others), "boxes": len(boxes), "union": box_union(boxes)}
+
+
+def box_union(boxes: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """The union of axis-aligned boxes ``(low, high)``, written one canonical way.
+
+    Every box face cuts space into a grid of cells, each inside the union or not. Adjacent grid
+    slices that are equal are then merged, which leaves the coarsest grid of the solid: the same
+    for any set of boxes that fills the same space. Returns the cuts along x, y, z (rounded to
+    1e-4 m) and the filled cells as a string of 0/1 in C order.
+    """
+    if not boxes:
+        return {"cuts": [[], [], []], "filled": ""}
+    cuts = [
+        np.unique(np.round([b[i][axis] for b in boxes for i in (0, 1)], 4)) for axis in range(3)
+    ]
+    centres = np.meshgrid(*[(c[:-1] + c[1:]) / 2 for c in cuts], indexing="ij")
+    filled = np.zeros(centres[0].shape, bool)
+    for low, high in boxes:
+        inside = np.ones_like(filled)
+        for axis in range(3):
+            inside &= (centres[axis] > low[axis] - 1e-6) & (centres[axis] < high[axis] + 1e-6)
+        filled |= inside
+    for axis in range(3):
+        slices = np.moveaxis(filled, axis, 0)
+        keep = [0] + [
+            i for i in range(1, len(slices)) if not np.array_equal(slices[i], slices[i - 1])
+        ]
+        filled = np.moveaxis(slices[keep], 0, axis)
+        cuts[axis] = np.concatenate([cuts[axis][keep], cuts[axis][-1:]])
+    return {
+        "cuts": [c.tolist() for c in cuts],
+        "filled": "".join("1" if f else "0" for f in filled.reshape(-1)),
+    }
+
+
 def model_facts(m: mujoco.MjModel) -> dict:
     """Static facts of a compiled MuJoCo model (before any change an env makes to its System;
     ``system_facts`` reads those)."""
@@ -174,6 +238,7 @@ def model_facts(m: mujoco.MjModel) -> dict:
             if i > 0
         },
         "floor_colliders": floor_colliders(m),
+        "static_solid": static_solid(m),
     }
 
 
