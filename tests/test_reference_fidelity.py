@@ -111,6 +111,7 @@ class Deviation:
 #: Static facts a deviation may name: how to read each from ``goalax_static``'s layout (the
 #: fixture's entries have the same one).
 DEVIATABLE: dict[str, Callable[[dict], object]] = {
+    "goal_indices": lambda facts_: facts_["goal_indices"],
     "floor_colliders": lambda facts_: sorted(facts_["model"]["floor_colliders"]),
     "static boxes": lambda facts_: facts_["model"]["static_solid"]["boxes"],
 }
@@ -146,6 +147,24 @@ DEVIATIONS = (
 )
 
 
+#: Facts where the reference's code is wrong and goalax does not copy it (no option restores a
+#: bug). Each is checked alone in ``test_a_reference_bug_is_exactly_its_listed_difference``.
+REFERENCE_BUGS = (
+    Deviation(
+        tasks=("ant_ball_*maze",),
+        fact="goal_indices",
+        reason=(
+            "the reference's ball mazes name entries 28 and 29 as the goal: the last joint "
+            "velocity of the ant and the ball's x; the ball's x, y are entries 29 and 30, as in "
+            "its own ant_ball"
+        ),
+        difference="goalax (29, 30), the reference (28, 29)",
+        holds=lambda ours, theirs: list(ours) == [29, 30] and list(theirs) == [28, 29],
+        option={},
+    ),
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Mismatch:
     fact: str
@@ -173,10 +192,34 @@ def reference(task: str) -> dict:
     return entry
 
 
-def compiled_params() -> list:
+#: Tasks not yet made equal to the reference (issue 19 is open for them): their comparisons are
+#: expected to fail, strictly, so the entry must go once a task matches. Not deviations.
+NOT_YET_MATCHED = {
+    "arm_*": "the Panda arm tasks are not yet the reference's (state 28 vs 18, model, resets)",
+}
+
+
+def _marks(name: str, pending: dict = NOT_YET_MATCHED) -> list:
+    return [
+        pytest.mark.xfail(reason=f"not yet matched: {why}", strict=True)
+        for pattern, why in pending.items()
+        if fnmatch.fnmatch(name, pattern)
+    ]
+
+
+def static_params() -> list:
+    """Every compared task, those in ``NOT_YET_MATCHED`` expected to fail."""
+    return [pytest.param(name, marks=_marks(name)) for name in compared_tasks()]
+
+
+def compiled_params(pending: dict = NOT_YET_MATCHED) -> list:
     """Tasks for the compiled checks: family representatives in the default suite."""
     return [
-        name if name in FAMILY_REPRESENTATIVES else pytest.param(name, marks=pytest.mark.slow)
+        pytest.param(
+            name,
+            marks=_marks(name, pending)
+            + ([] if name in FAMILY_REPRESENTATIVES else [pytest.mark.slow]),
+        )
         for name in compared_tasks()
     ]
 
@@ -386,11 +429,11 @@ def _close_or_equal(a: list, b: list) -> bool:
 
 def undeviated(task: str, mismatches: list[Mismatch]) -> list[Mismatch]:
     """``mismatches`` without the ones a ``DEVIATIONS`` entry allows (checked exactly there)."""
-    allowed = {d.fact for d in DEVIATIONS if d.applies(task)}
+    allowed = {d.fact for d in DEVIATIONS + REFERENCE_BUGS if d.applies(task)}
     return [m for m in mismatches if m.fact not in allowed]
 
 
-@pytest.mark.parametrize("task", compared_tasks())
+@pytest.mark.parametrize("task", static_params())
 def test_static_facts_equal_the_reference(task):
     mismatches = undeviated(task, static_mismatches(task, goalax_static(task)))
     assert not mismatches, report(task, mismatches)
@@ -417,6 +460,21 @@ def test_a_deviation_is_exactly_its_listed_difference_and_its_option_removes_it(
     except TypeError as error:
         pytest.fail(f"{task}: envs.make has no option {deviation.option} yet ({error})")
     assert restored == theirs, (task, deviation.option, restored, theirs)
+
+
+@pytest.mark.parametrize(
+    ("task", "bug"),
+    [
+        pytest.param(task, bug, id=f"{task}-{bug.fact}")
+        for bug in REFERENCE_BUGS
+        for task in compared_tasks()
+        if bug.applies(task)
+    ],
+)
+def test_a_reference_bug_is_exactly_its_listed_difference(task, bug):
+    read = DEVIATABLE[bug.fact]
+    ours, theirs = read(goalax_static(task)), read(reference(task))
+    assert bug.holds(ours, theirs), (task, bug.fact, ours, theirs, bug.difference)
 
 
 def test_every_reference_task_is_compared_or_has_no_goalax_task():
