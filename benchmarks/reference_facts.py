@@ -26,6 +26,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,6 +41,8 @@ TRAJECTORY_STEPS = 100
 #: ``np.random.default_rng(ACTION_SEED).uniform(-1, 1, (TRAJECTORY_STEPS, action_size))``,
 #: cast to float32 (the actions are stored too).
 ACTION_SEED = 19
+#: Where ``--dump-xml`` saves each task's compiled MJCF (``None``: nowhere).
+XML_DIR: str | None = None
 #: Reference task names beyond ``legal_envs`` that its ``create_env`` builds from the name.
 EXTRA_TASKS = ("ant_ball_u_maze", "ant_ball_big_maze")
 #: The task whose training-loop auto-reset is recorded (cheap to compile; same wrapper for all).
@@ -73,12 +76,12 @@ def _stats(samples: np.ndarray) -> dict:
     return {k: _floats(v) if k != "n" else v for k, v in facts.sample_stats(samples).items()}
 
 
-def passed_controls(env, action_size: int, key: jax.Array) -> np.ndarray:
-    """``[len(PROBE_ACTIONS), nu]``: what ``env.step`` hands to ``pipeline_step`` for each
-    probe action. The physics is skipped (``pipeline_step`` returns its input), and the state is
-    zeros shaped like a reset's: the reference's action maps read no state."""
+def passed_controls(env, actions: np.ndarray) -> np.ndarray:
+    """``[n, nu]``: what ``env.step`` hands to ``pipeline_step`` for each of ``actions [n, a]``.
+    The physics is skipped (``pipeline_step`` returns its input), and the state is zeros shaped
+    like a reset's: the reference's action maps read no state."""
     zeros = jax.tree_util.tree_map(
-        lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(env.reset, key)
+        lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(env.reset, jax.random.PRNGKey(0))
     )
 
     def passed(state, action):
@@ -90,8 +93,12 @@ def passed_controls(env, action_size: int, key: jax.Array) -> np.ndarray:
             del env.pipeline_step
         return box[0]
 
-    probes = jnp.array([[p] * action_size for p in facts.PROBE_ACTIONS], jnp.float32)
-    return np.asarray(jax.jit(jax.vmap(passed, in_axes=(None, 0)))(zeros, probes))
+    actions = jnp.asarray(actions, jnp.float32)
+    return np.asarray(jax.jit(jax.vmap(passed, in_axes=(None, 0)))(zeros, actions))
+
+
+def probe_actions(action_size: int) -> np.ndarray:
+    return np.array([[p] * action_size for p in facts.PROBE_ACTIONS], np.float32)
 
 
 def distributions(name: str, env, model: dict, state_dim: int, goal_indices: list[int]) -> dict:
@@ -143,6 +150,9 @@ def trajectory(env, action_size: int) -> dict:
         "q0": _floats(state.pipeline_state.q),
         "qd0": _floats(state.pipeline_state.qd),
         "actions": _floats(actions),
+        # What the env handed to the physics for each action (replays the trajectory on
+        # another brax/MJX version: benchmarks/reference_drift.py).
+        "passed": _floats(passed_controls(env, actions)),
         "q": _floats(q),
         "done": _floats(done),
     }
@@ -217,6 +227,9 @@ def task_facts(name: str) -> dict:
 
     started = time.time()
     env = create_env(name)
+    if XML_DIR:
+        # The model as compiled (mazes are built in code), for benchmarks/reference_drift.py.
+        mujoco.mj_saveLastXML(os.path.join(XML_DIR, f"{name}.xml"), env.sys.mj_model)
     key = jax.random.PRNGKey(0)
     state = jax.jit(env.reset)(key)
     state_dim = int(env.state_dim)
@@ -224,7 +237,7 @@ def task_facts(name: str) -> dict:
     action_size = int(env.action_size)
     model = facts.model_facts(env.sys.mj_model)
     physics = facts.system_facts(env.sys, env.backend)
-    passed = passed_controls(env, action_size, key)
+    passed = passed_controls(env, probe_actions(action_size))
     out = {
         "observation_size": int(state.obs.shape[-1]),
         "state_dim": state_dim,
@@ -237,6 +250,7 @@ def task_facts(name: str) -> dict:
         "timestep": physics["timestep"],
         "ctrlrange": physics["ctrlrange"],
         "gear": physics["gear"],
+        "opt": physics["opt"],
         "passed_control": {
             str(p): _floats(c) for p, c in zip(facts.PROBE_ACTIONS, passed, strict=True)
         },
@@ -282,12 +296,20 @@ def main() -> None:
     parser.add_argument("tasks", nargs="*")
     default_out = os.path.join(ROOT, "tests", "data", "reference_facts.json")
     parser.add_argument("--out", default=default_out)
+    parser.add_argument("--dump-xml", help="also save each task's compiled MJCF in this folder")
     args = parser.parse_args()
+    global XML_DIR
+    XML_DIR = args.dump_xml and os.path.abspath(args.dump_xml)
     import jaxgcrl
     from jaxgcrl.utils.env import legal_envs
 
     # The reference's arm tasks open their MJCF by a path relative to its package directory.
     os.chdir(os.path.dirname(jaxgcrl.__file__))
+    if XML_DIR:
+        # Relative mesh folders in the saved MJCF are relative to the reference's assets.
+        os.makedirs(XML_DIR, exist_ok=True)
+        with open(os.path.join(XML_DIR, "assets_dir"), "w") as f:
+            f.write(os.path.abspath(os.path.join("envs", "assets")))
     names = args.tasks or sorted([*legal_envs, *EXTRA_TASKS], key=_slow_last)
     tasks = {}
     if args.tasks and os.path.exists(args.out):

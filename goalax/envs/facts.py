@@ -19,13 +19,17 @@ import numpy as np
 
 __all__ = [
     "FLOOR",
+    "OPTIONS",
     "PROBE_ACTIONS",
+    "QUANTILES",
     "applied_control",
     "box_union",
     "floor_geom",
+    "inertia_tensor",
     "joint_slices",
     "markers",
     "model_facts",
+    "option_value",
     "sample_stats",
     "static_solid",
     "system_facts",
@@ -231,6 +235,10 @@ def model_facts(m: mujoco.MjModel) -> dict:
         "bodies": {
             name: {
                 "mass": float(m.body_mass[i]),
+                # Principal moments, centre of mass and principal axes as MuJoCo compiled them.
+                "inertia": [float(x) for x in m.body_inertia[i]],
+                "ipos": [float(x) for x in m.body_ipos[i]],
+                "iquat": [float(x) for x in m.body_iquat[i]],
                 "parent": bodies[int(m.body_parentid[i])],
                 "marker": name in marker_set,
             }
@@ -240,6 +248,20 @@ def model_facts(m: mujoco.MjModel) -> dict:
         "floor_colliders": floor_colliders(m),
         "static_solid": static_solid(m),
     }
+
+
+def inertia_tensor(body: dict) -> np.ndarray:
+    """``[3, 3]``: a ``model_facts`` body's inertia about its centre of mass in the body frame
+    (one value however the principal axes are ordered or signed)."""
+    w, x, y, z = body["iquat"]
+    rot = np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+    return rot @ np.diag(body["inertia"]) @ rot.T
 
 
 def _name_list(m: mujoco.MjModel, obj: mujoco.mjtObj, n: int) -> list[str]:
@@ -268,7 +290,48 @@ def system_facts(sys, backend: str) -> dict:
         "timestep": float(np.asarray(sys.opt.timestep)),
         "ctrlrange": ctrl,
         "gear": [float(g) for g in gear],
+        "opt": {name: option_value(name, getattr(sys.opt, name)) for name in OPTIONS},
     }
+
+
+#: Enum-valued options, read by name: MuJoCo renumbered the disable bits between 3.2 and 3.3.
+_OPTION_ENUMS = {
+    "solver": mujoco.mjtSolver,
+    "integrator": mujoco.mjtIntegrator,
+    "cone": mujoco.mjtCone,
+}
+
+
+def option_value(name: str, value) -> float | int | str | list[str]:
+    """A solver option as a version-independent fact: enums by name, the disable flags as the
+    sorted names of the bits set, numbers as numbers."""
+    if name == "disableflags":
+        flags = int(value)
+        bits = mujoco.mjtDisableBit
+        return sorted(
+            n[len("mjDSBL_") :]
+            for n in dir(bits)
+            if n.startswith("mjDSBL_") and flags & int(getattr(bits, n))
+        )
+    if name in _OPTION_ENUMS:
+        return _OPTION_ENUMS[name](int(value)).name
+    value = np.asarray(value)
+    return float(value) if np.issubdtype(value.dtype, np.floating) else int(value)
+
+
+#: Solver settings (``sys.opt``) recorded; MJX steps with all of them, brax's own pipelines
+#: with the timestep only (generalized also reads the solver iterations).
+OPTIONS = (
+    "solver",
+    "iterations",
+    "ls_iterations",
+    "disableflags",
+    "integrator",
+    "cone",
+    "impratio",
+    "tolerance",
+    "ls_tolerance",
+)
 
 
 def applied_control(passed: np.ndarray, ctrlrange: list) -> list[float]:
@@ -281,8 +344,14 @@ def applied_control(passed: np.ndarray, ctrlrange: list) -> list[float]:
     return [float(x) for x in out.reshape(-1)]
 
 
+#: Quantile levels ``sample_stats`` records (0, 2, ..., 100 %): a heavy-tailed draw (the
+#: pushers' puck can start 8 m out) is compared by its quantiles, where mean and sd are unstable.
+QUANTILES = tuple(np.linspace(0.0, 1.0, 51).tolist())
+
+
 def sample_stats(samples: np.ndarray) -> dict:
-    """``{n, mean, std, min, max}`` per coordinate of ``samples [n, d]`` (``[n]``: one)."""
+    """``{n, mean, std, min, max, quantiles [len(QUANTILES)][d]}`` per coordinate of
+    ``samples [n, d]`` (``[n]``: one coordinate)."""
     x = np.asarray(samples, np.float64)
     x = x.reshape(x.shape[0], -1)
     return {
@@ -291,4 +360,5 @@ def sample_stats(samples: np.ndarray) -> dict:
         "std": x.std(0).tolist(),
         "min": x.min(0).tolist(),
         "max": x.max(0).tolist(),
+        "quantiles": np.quantile(x, QUANTILES, axis=0).tolist(),
     }
