@@ -55,6 +55,8 @@ class RunConfig:
     """End episodes when the body is unhealthy (ant/humanoid: torso height out of range)."""
     dense_reward: bool = False
     """Reward -distance instead of the sparse success indicator."""
+    reference_model: bool = False
+    """Build the paper's model (jaxgcrl 0.2.8) where goalax's task deviates on purpose: the ant family's lower legs pass through the floor, maze walls are one box per cell (docs/parity.md). Set by --preset paper."""  # noqa: E501
     batch_size: int = 256
     """Transitions per gradient step."""
     unroll_length: int = 62

@@ -170,6 +170,7 @@ def paper_values(
         **_PAPER_RUN[agent_name],
         "num_eval_envs": REFERENCE_EVAL_ENVS,
         "deterministic_eval": _PAPER_EVAL[agent_name],
+        "reference_model": True,
     }
     run_values = {k: v for k, v in run_values.items() if k not in keep}
     agent_values = {k: v for k, v in _PAPER_AGENT[agent_name].items() if k not in keep}

@@ -410,3 +410,23 @@ def test_ppo_without_gradient_clipping_is_plain_adam():
     got, _ = nets.tx.update(grads, nets.tx.init(params), params)
     want, _ = optax.adam(0.1).update(grads, optax.adam(0.1).init(params), params)
     np.testing.assert_allclose(got["w"], want["w"])
+
+
+def test_paper_preset_builds_the_reference_model_and_a_flag_keeps_goalax_s():
+    """``--preset paper`` sets ``--reference-model``: the ant's lower legs leave the floor's
+    contacts (feet only, as the reference's) in the env the training program builds."""
+    from goalax.envs import facts
+    from goalax.training import loop
+
+    def shin_contacts(config: TrainConfig) -> set[str]:
+        colliders = facts.floor_colliders(loop.make_env(config).sys.mj_model)
+        return {name for name in colliders if "ankle" in name}
+
+    assert all(paper(name).run.reference_model for name in ("crl", "sac", "td3", "ppo"))
+    assert shin_contacts(paper("crl")) == set()
+    goalax_model = TrainConfig(RunConfig(env="ant"), agents.config_class("crl")(), "crl")
+    assert not goalax_model.run.reference_model
+    assert len(shin_contacts(goalax_model)) == 4
+    # --preset paper --no-reference-model: the flag given wins over the preset.
+    base = TrainConfig(RunConfig(preset="paper", env="ant"), agents.config_class("crl")(), "crl")
+    assert not presets.apply(base, keep={"reference_model"}).run.reference_model

@@ -492,6 +492,8 @@ def test_a_deviation_is_exactly_its_listed_difference_and_its_option_removes_it(
     except TypeError as error:
         pytest.fail(f"{task}: envs.make has no option {deviation.option} yet ({error})")
     assert restored == theirs, (task, deviation.option, restored, theirs)
+    # What --reference-model (and --preset paper) builds: every listed deviation undone at once.
+    assert read(goalax_static(task, (("reference_model", True),))) == theirs, task
 
 
 @pytest.mark.parametrize(

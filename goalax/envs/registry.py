@@ -46,6 +46,15 @@ class _Entry(NamedTuple):
     terminates: bool = False
     #: Default ``--total-env-steps``: where CRL's default run has learned the task, when measured.
     env_steps: int = DEFAULT_ENV_STEPS
+    #: Constructor options that build the reference's model where goalax deviates on purpose
+    #: (``make(..., reference_model=True)``; docs/parity.md gives each reason).
+    reference_options: tuple[tuple[str, bool], ...] = ()
+
+
+#: The reference's ant: only the feet touch the floor (goalax: the lower legs too).
+_REFERENCE_ANT = (("lower_leg_contacts", False),)
+#: The reference's maze walls: one box per wall cell (goalax merges runs of cells).
+_REFERENCE_WALLS = (("merged_walls", False),)
 
 
 #: Measured in docs/results.md ("Default budgets"): CRL's success has levelled off by then.
@@ -53,8 +62,14 @@ POINT_ENV_STEPS = 100_000
 REACHER_ENV_STEPS = 600_000
 
 
-def _maze(layout: maze_layouts.Layout) -> Callable[..., GoalEnv]:
-    return functools.partial(PointMaze, layout)
+def _maze(layout: maze_layouts.Layout, description: str) -> _Entry:
+    return _Entry(
+        functools.partial(PointMaze, layout),
+        description,
+        PointMaze.backends,
+        True,
+        reference_options=_REFERENCE_WALLS,
+    )
 
 
 _REGISTRY: dict[str, _Entry] = {
@@ -70,44 +85,48 @@ _REGISTRY: dict[str, _Entry] = {
         Reacher.backends,
         env_steps=REACHER_ENV_STEPS,
     ),
-    "simple_u_maze": _Entry(
-        _maze(maze_layouts.U_MAZE), "ball in a 5x5 U-maze (cell 4.0)", PointMaze.backends, True
-    ),
-    "simple_big_maze": _Entry(
-        _maze(maze_layouts.BIG_MAZE), "ball in an 8x8 maze (cell 4.0)", PointMaze.backends, True
-    ),
-    "simple_hardest_maze": _Entry(
-        _maze(maze_layouts.HARDEST_MAZE),
-        "ball in a 9x12 maze (cell 4.0)",
-        PointMaze.backends,
-        True,
-    ),
+    "simple_u_maze": _maze(maze_layouts.U_MAZE, "ball in a 5x5 U-maze (cell 4.0)"),
+    "simple_big_maze": _maze(maze_layouts.BIG_MAZE, "ball in an 8x8 maze (cell 4.0)"),
+    "simple_hardest_maze": _maze(maze_layouts.HARDEST_MAZE, "ball in a 9x12 maze (cell 4.0)"),
 }
 
 _MAZE_SIZES = {"u_maze": "5x5 U-maze", "big_maze": "8x8 maze", "hardest_maze": "9x12 maze"}
 _REGISTRY.update(
     {
-        "ant": _Entry(Ant, "quadruped ant: torso xy to a point 10 away", Ant.backends, True),
+        "ant": _Entry(
+            Ant,
+            "quadruped ant: torso xy to a point 10 away",
+            Ant.backends,
+            True,
+            reference_options=_REFERENCE_ANT,
+        ),
         "ant_random_start": _Entry(
             functools.partial(Ant, random_start=True),
             "ant from a random start 10 away from a goal 10 from the origin",
             Ant.backends,
             True,
+            reference_options=_REFERENCE_ANT,
         ),
         "ant_ball": _Entry(
-            AntBall, "Ant Soccer: ant pushes a ball to a point 5 away", AntBall.backends, True
+            AntBall,
+            "Ant Soccer: ant pushes a ball to a point 5 away",
+            AntBall.backends,
+            True,
+            reference_options=_REFERENCE_ANT,
         ),
         "ant_push": _Entry(
             AntPush,
             "heavy ant pushes a block out of its way to reach a point",
             AntPush.backends,
             True,
+            reference_options=_REFERENCE_ANT,
         ),
         "ant_ball_maze": _Entry(
             functools.partial(AntBallMaze, maze_layouts.U_MAZE),
             "Ant Soccer in the 5x5 U-maze (cell 4.0; = ant_ball_u_maze)",
             AntBallMaze.backends,
             True,
+            reference_options=_REFERENCE_ANT + _REFERENCE_WALLS,
         ),
     }
 )
@@ -118,12 +137,14 @@ for _size, _what in _MAZE_SIZES.items():
         f"ant in a {_what} (cell 4.0)",
         AntMaze.backends,
         True,
+        reference_options=_REFERENCE_ANT + _REFERENCE_WALLS,
     )
     _REGISTRY[f"ant_ball_{_size}"] = _Entry(
         functools.partial(AntBallMaze, _layout),
         f"Ant Soccer in a {_what} (cell 4.0)",
         AntBallMaze.backends,
         True,
+        reference_options=_REFERENCE_ANT + _REFERENCE_WALLS,
     )
 
 _REGISTRY["humanoid"] = _Entry(
@@ -135,6 +156,7 @@ for _size, _what in _MAZE_SIZES.items():
         f"humanoid in a {_what} (cell 2.0)",
         Humanoid.backends,
         True,
+        reference_options=_REFERENCE_WALLS,
     )
 _REGISTRY["cheetah"] = _Entry(Cheetah, "half cheetah: torso x to 5", Cheetah.backends)
 
@@ -200,15 +222,17 @@ def make(
     backend: str | None = None,
     dense_reward: bool = False,
     termination: bool = True,
+    reference_model: bool = False,
     **task_options,
 ) -> GoalEnv:
     """Build task ``name``; ``None`` keeps the task's default episode length / backend.
 
     ``termination=False`` keeps the ant and humanoid families running after the body becomes
     unhealthy (the torso leaves its height range); tasks that never terminate ignore it.
-    ``task_options`` go to the task's constructor, e.g. the options that restore the reference's
-    model where goalax deviates (ant family: ``lower_leg_contacts=False``; ant mazes:
-    ``merged_walls=False``).
+    ``reference_model=True`` builds the reference's (jaxgcrl 0.2.8) model where goalax's deviates
+    on purpose: the ant family's lower legs pass through the floor (``lower_leg_contacts=False``),
+    maze walls are one box per cell (``merged_walls=False``); a task without a deviation ignores
+    it. ``task_options`` go to the task's constructor and win over those.
     """
     entry = _entry(name)
     if backend is not None and backend not in entry.backends:
@@ -219,12 +243,13 @@ def make(
     if episode_length is not None and episode_length < 1:
         raise ValueError(f"episode_length must be at least 1, got {episode_length}")
     options = {"termination": termination} if entry.terminates else {}
+    if reference_model:
+        options.update(entry.reference_options)
     return entry.constructor(
         episode_length=episode_length,
         backend=backend,
         dense_reward=dense_reward,
-        **options,
-        **task_options,
+        **{**options, **task_options},
     )
 
 

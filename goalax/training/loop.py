@@ -73,6 +73,7 @@ def make_env(config: TrainConfig) -> envs.GoalEnv:
             backend=run.backend,
             dense_reward=run.dense_reward,
             termination=run.termination,
+            reference_model=run.reference_model,
         )
     except ValueError as err:
         raise ConfigError(str(err)) from err
