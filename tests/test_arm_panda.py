@@ -1,6 +1,6 @@
-"""The Franka Panda model of the arm tasks, in plain MuJoCo (no MJX compile): the physics and
-drawing models agree, the home pose is where the docs say, and a scripted pick through the task's
-own action mapping lifts the cube (the grasp and bin tasks are solvable with this gripper)."""
+"""The Franka Panda models of the arm tasks, in plain MuJoCo (no MJX compile): the physics and
+drawing models agree, the start pose is the reference's, and a scripted pick through the task's
+own action mapping lifts the cube (the cube tasks are solvable with this gripper)."""
 
 import importlib.util
 import os
@@ -17,40 +17,42 @@ from goalax.viz.render import drawing_model
 
 @pytest.fixture(scope="module")
 def env():
-    return arm.Arm(variant="grasp")
+    return arm.Arm(variant="binpick_easy")
 
 
-def forward(model, arm_q, gap=0.04):
+def at_home(model) -> mujoco.MjData:
+    """The model at its rest state with the arm at the reset's pose."""
     data = mujoco.MjData(model)
-    data.qpos[0:3] = (0.45, 0.0, arm.CUBE_HALF)
-    data.qpos[3] = 1.0
-    data.qpos[7:14] = arm_q
-    data.qpos[14:16] = gap
+    start = model.joint("joint1").qposadr[0]
+    data.qpos[start : start + 7] = arm.HOME_ARM_Q
     mujoco.mj_forward(model, data)
     return data
 
 
-def test_physics_model_has_no_meshes_and_draws_with_the_same_joints():
-    physics, drawing = arm.physics_model(), arm.render_model()
-    assert physics.nmesh == 0 and drawing.nmesh == 10
-    for size in ("nq", "nv", "nu", "nbody", "njnt", "nsite"):
+@pytest.mark.parametrize("task", sorted(arm.TASKS))
+def test_physics_model_has_no_meshes_and_draws_with_the_same_joints(task):
+    physics, drawing = arm.physics_model(task), arm.render_model(task)
+    assert physics.nmesh == 0 and drawing.nmesh == len(arm.arm_mjcf.MESHES)
+    for size in ("nq", "nv", "nu", "nbody", "njnt", "npair", "neq"):
         assert getattr(physics, size) == getattr(drawing, size), size
-    assert np.allclose(physics.body_mass, drawing.body_mass)
-    q = np.random.default_rng(0).uniform(-0.5, 0.5, 7) + np.asarray(arm.HOME_ARM_Q)
-    a, b = forward(physics, q), forward(drawing, q)
-    assert np.allclose(a.xpos, b.xpos, atol=1e-9) and np.allclose(a.site_xpos, b.site_xpos)
+    np.testing.assert_array_equal(physics.body_mass, drawing.body_mass)
+    np.testing.assert_array_equal(physics.body_inertia, drawing.body_inertia)
+    a, b = at_home(physics), at_home(drawing)
+    np.testing.assert_allclose(a.xpos, b.xpos, atol=1e-12)
 
 
 def test_render_uses_the_model_with_meshes(env):
-    assert drawing_model(env).nmesh == 10
+    assert drawing_model(env).nmesh == len(arm.arm_mjcf.MESHES)
     assert env.sys.mj_model.nmesh == 0
 
 
-def test_home_pose_puts_the_gripper_above_the_cube_pointing_down():
-    data = forward(arm.physics_model(), arm.HOME_ARM_Q)
-    assert np.allclose(data.site_xpos[0], (0.45, 0.0, 0.25), atol=1e-3)
-    hand = arm.physics_model().body("hand").id
-    assert np.allclose(data.xmat[hand].reshape(3, 3)[:, 2], (0.0, 0.0, -1.0), atol=1e-3)
+def test_start_pose_is_the_references():
+    """Link 7 (the observed end effector) 37 cm up, 68 cm ahead, the hand tilted 48 degrees
+    forward from pointing down: the reference's reset pose, read on its own model."""
+    data = at_home(arm.physics_model("push_easy"))
+    link7 = data.body("link7")
+    np.testing.assert_allclose(link7.xpos, (0.0, 0.678, 0.371), atol=1e-3)
+    np.testing.assert_allclose(link7.xmat.reshape(3, 3)[:, 2], (0.0, 0.675, -0.738), atol=1e-3)
 
 
 def test_missing_meshes_give_a_clear_error(monkeypatch):
@@ -59,46 +61,77 @@ def test_missing_meshes_give_a_clear_error(monkeypatch):
         arm.render_model()
 
 
-def _ik(model, data, target):
-    """Arm joints that put the end effector at ``target`` with the gripper pointing down."""
+def _pad_centre(model, data) -> np.ndarray:
+    left, right = model.geom("left_finger_geom").id, model.geom("right_finger_geom").id
+    return (data.geom_xpos[left] + data.geom_xpos[right]) / 2
+
+
+def settled_fraction(model) -> np.ndarray:
+    """``[7]``: where each arm servo settles, as a fraction of its target. The reference's joints
+    3-7 have a gain below their stiffness (2000 vs 3500, 1000 vs 2000), so they stop at 4/7 and
+    1/2 of the target: the reachable poses are those."""
+    return model.actuator_gainprm[:7, 0] / -model.actuator_biasprm[:7, 1]
+
+
+def _ik(model, data, target) -> np.ndarray:
+    """Settled angles of joints 1, 2, 4, 6 (the acted ones) that put the finger pads' centre at
+    ``target`` (the hand then leans 25 degrees off pointing down: joint 6 is at its limit)."""
+    start, acted = model.joint("joint1").qposadr[0], np.asarray(arm.ACTED_JOINTS)
+    fraction = settled_fraction(model)
+    bounds = np.sort([fraction * arm.TARGET_LOW, fraction * arm.TARGET_HIGH], axis=0)
     scratch = mujoco.MjData(model)
     scratch.qpos[:] = data.qpos
-    hand = model.body("hand").id
-    q = data.qpos[7:14].copy()
-    low, high = model.actuator_ctrlrange[:7].T
-    for _ in range(200):
-        scratch.qpos[7:14] = q
+    scratch.qpos[start : start + 7] = fraction * np.asarray(arm.TARGET_LOW)  # the fixed joints
+    q = np.clip(data.qpos[start + acted], *bounds[:, acted])
+    left, right = model.geom("left_finger_geom").id, model.geom("right_finger_geom").id
+    dofs = model.joint("joint1").dofadr[0] + acted
+    for _ in range(300):
+        scratch.qpos[start + acted] = q
         mujoco.mj_forward(model, scratch)
-        jac_p, jac_r = np.zeros((3, model.nv)), np.zeros((3, model.nv))
-        mujoco.mj_jacSite(model, scratch, jac_p, None, 0)
-        mujoco.mj_jacBody(model, scratch, None, jac_r, hand)
-        down = np.cross(scratch.xmat[hand].reshape(3, 3)[:, 2], (0.0, 0.0, -1.0))
-        err = np.concatenate([target - scratch.site_xpos[0], down])
-        jac = np.vstack([jac_p[:, 6:13], jac_r[:, 6:13]])
-        q = np.clip(q + jac.T @ np.linalg.solve(jac @ jac.T + 1e-3 * np.eye(6), err), low, high)
+        jac_l, jac_r = np.zeros((3, model.nv)), np.zeros((3, model.nv))
+        mujoco.mj_jacGeom(model, scratch, jac_l, None, left)
+        mujoco.mj_jacGeom(model, scratch, jac_r, None, right)
+        err = target - _pad_centre(model, scratch)
+        jac = (jac_l + jac_r)[:, dofs] / 2
+        step = jac.T @ np.linalg.solve(jac @ jac.T + 1e-4 * np.eye(3), err)
+        q = np.clip(q + step, *bounds[:, acted])
     return q
 
 
 def test_scripted_pick_lifts_the_cube(env):
+    """Over the cube, down, close, up: through ``Arm.ctrl``, with the reference's model. The
+    cube is turned to face the fingers (joint 7 is fixed, so the hand cannot turn to it), and
+    lifted slowly: the reference's grip slips in fast moves."""
     model = env.sys.mj_model
-    data = forward(model, arm.HOME_ARM_Q)
-    low, high = model.actuator_ctrlrange[:7].T
-    cube = (0.45, 0.0, arm.CUBE_HALF)
-    waypoints = [  # (end-effector target, gripper: +1 open / -1 closed, env steps)
-        ((0.45, 0.0, 0.15), 1.0, 50),
-        ((0.45, 0.0, 0.02), 1.0, 50),
-        ((0.45, 0.0, 0.02), -1.0, 30),
-        ((0.45, 0.0, 0.25), -1.0, 60),
+    data = at_home(model)
+    cube = np.array([-0.15, 0.6, arm.arm_mjcf.CUBE_HALF])
+    data.qpos[:3] = cube
+    acted = np.asarray(arm.ACTED_JOINTS)
+    fraction = settled_fraction(model)[acted]
+    low, high = (np.asarray(b)[acted] for b in (arm.TARGET_LOW, arm.TARGET_HIGH))
+    grasp = mujoco.MjData(model)
+    grasp.qpos[:] = data.qpos
+    grasp.qpos[model.joint("joint1").qposadr[0] + acted] = _ik(model, data, cube)
+    mujoco.mj_forward(model, grasp)
+    closing = grasp.body("left_finger").xmat.reshape(3, 3)[:, 1]
+    yaw = np.arctan2(closing[1], closing[0])
+    data.qpos[3:7] = (np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))
+    waypoints = [  # (pad-centre height above the cube, gripper: +1 closed / -1 open, env steps)
+        (0.15, -1.0, 40),
+        (0.015, -1.0, 40),
+        (0.015, 1.0, 20),
+        (0.04, 1.0, 20),
+        (0.08, 1.0, 20),
     ]
-    for target, gripper, steps in waypoints:
-        q = _ik(model, data, np.asarray(target))
-        action = np.append(2 * (q - low) / (high - low) - 1, gripper)
+    for height, gripper, steps in waypoints:
+        target = _ik(model, data, cube + (0.0, 0.0, height)) / fraction
+        action = np.append(2 * (target - low) / (high - low) - 1, gripper)
         data.ctrl[:] = np.asarray(env.ctrl(jnp.asarray(action, jnp.float32)))
-        for _ in range(steps * round(float(env.dt) / model.opt.timestep)):
+        for _ in range(steps * env._n_frames):
             mujoco.mj_step(model, data)
-    assert data.qpos[2] > cube[2] + 0.15, data.qpos[:3]  # lifted 15 cm or more
-    gap = data.qpos[14] + data.qpos[15]
-    assert abs(gap - 2 * arm.CUBE_HALF) < 0.01  # fingers closed on the cube, not on each other
+    assert data.qpos[2] > cube[2] + 0.02, data.qpos[:3]  # held 2 cm or more off the table
+    gap = data.qpos[model.joint("finger_joint1").qposadr[0]] * 2
+    assert abs(gap - 2 * arm.arm_mjcf.CUBE_HALF) < 0.005  # closed on the cube, not on each other
 
 
 def test_xla_cpu_flag_is_added_unless_the_user_set_it(monkeypatch):

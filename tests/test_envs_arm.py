@@ -1,17 +1,15 @@
 """The GoalEnv contract (``tests/test_envs.py``) on the six Franka Panda arm tasks, from ONE
 compiled program.
 
-The six variants share the physics (the same MJCF, actuators and ``ctrl`` mapping) and differ only
-in what a reset draws (``Arm.reset_inputs``: cube start and goal) and in the goal part of the
-state. Compiling MJX's Panda kinematics costs about a minute per program on these CPUs, so the
-program here draws every variant's reset inputs, runs the shared ``pipeline_init`` and
-``pipeline_step`` once for the envs of all variants together, and builds each variant's states
-with its own ``make_state``: exactly what ``Arm.reset`` and ``Arm.step`` compose.
-
-Running it is slow too (about 0.25 s per step for the 48 envs of the six variants), so it runs
-``N_ARM_STEPS`` steps, three times in all: once for the contract tests of every variant, twice for
-the determinism test (the same keys again, other keys).
+The six tasks are the reference's, each with its own model (reach has no gripper, grasp has
+fingertip bodies, the bins have walls), so the program holds six physics. Compiling MJX's Panda
+costs tens of seconds per program on these CPUs, far more than adding a physics to one program,
+so the program runs every task's reset and ``N_ARM_STEPS`` steps (``Arm.reset_inputs`` +
+``pipeline_init`` + ``make_state``, which is ``Arm.reset``, then ``Arm.step``), and all the
+contract tests read its outputs: once for every task's contract, twice more for determinism.
 """
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -24,70 +22,68 @@ from test_envs import (
     random_actions,
     reset_keys,
 )
+from test_envs import (
+    test_observation_ends_with_goal_and_metrics_agree as generic_observation_test,
+)
 
 from goalax import envs
+from goalax.envs import arm
 
 VARIANTS = tuple(name for name in envs.names() if name.startswith("arm_"))
 N_ARM_STEPS = 20
 
 
-def arm_actions(arm) -> jax.Array:
+def arm_actions(env) -> jax.Array:
     """``[N_ARM_STEPS, N_ENVS, A]``: the first steps of the contract's random actions."""
-    return random_actions(jax.random.PRNGKey(1), arm)[:N_ARM_STEPS]
+    return random_actions(jax.random.PRNGKey(1), env)[:N_ARM_STEPS]
+
+
+def first_states(env, keys):
+    """``(first states [N_ENVS], chain goals [N_RESETS])`` of ``Arm.reset``'s parts: only the
+    first ``N_ENVS`` resets run the physics, the chain's only report their goals."""
+    q, qd, goals = jax.vmap(env.reset_inputs)(keys)
+    data = jax.vmap(env.pipeline_init)(q[:N_ENVS], qd[:N_ENVS])
+    first = jax.vmap(lambda d, g: env.make_state(d, g, {"goal": g}))(data, goals[:N_ENVS])
+    return first, goals[N_ENVS:]
 
 
 def shared_program(arms):
-    """Compiled ``(keys [V, N_ENVS + N_RESETS], actions [T, V * N_ENVS, A])`` to per-variant
-    ``(first states, step outputs, chain goals)`` lists."""
-    physics = arms[0]
-
-    def states(data, goals):
-        """Each variant's ``State`` of its slice of the shared physics states."""
-        out = []
-        for i, arm in enumerate(arms):
-            part = jax.tree.map(lambda x, i=i: x[i * N_ENVS : (i + 1) * N_ENVS], data)
-            make = jax.vmap(lambda d, g, arm=arm: arm.make_state(d, g, {"goal": g}))
-            out.append(make(part, goals[i]))
-        return out
+    """Compiled ``(keys [V, N_ENVS + N_RESETS], actions: per task [T, N_ENVS, A])`` to
+    per-task lists of ``(first states, step outputs, chain goals)``."""
 
     def program(keys, actions):
-        inputs = [jax.vmap(arm.reset_inputs)(keys[i]) for i, arm in enumerate(arms)]
-        q = jnp.concatenate([q[:N_ENVS] for q, _, _ in inputs])
-        qd = jnp.concatenate([qd[:N_ENVS] for _, qd, _ in inputs])
-        goals = [goal[:N_ENVS] for _, _, goal in inputs]
-        data = jax.vmap(physics.pipeline_init)(q, qd)
+        out = ([], [], [])
+        for i, env in enumerate(arms):
+            first, chain = first_states(env, keys[i])
 
-        def step(data, action):
-            data = jax.vmap(physics.pipeline_step)(data, jax.vmap(physics.ctrl)(action))
-            outputs = [
-                {
-                    "obs": s.obs,
-                    "reward": s.reward,
-                    "done": s.done,
-                    "metrics": s.metrics,
-                    "goal": s.info["goal"],
-                    "lowest_z": jnp.full(s.reward.shape, jnp.inf),  # no floor to stand on
+            def step(state, action, env=env):
+                state = jax.vmap(env.step)(state, action)
+                return state, {
+                    "obs": state.obs,
+                    "reward": state.reward,
+                    "done": state.done,
+                    "metrics": state.metrics,
+                    "goal": state.info["goal"],
+                    "lowest_z": jnp.full(state.reward.shape, jnp.inf),  # never tested: no floor
                 }
-                for s in states(data, goals)
-            ]
-            return data, outputs
 
-        _, outputs = jax.lax.scan(step, data, actions)
-        chains = [goal[N_ENVS:] for _, _, goal in inputs]
-        return states(data, goals), outputs, chains
+            _, outputs = jax.lax.scan(step, first, actions[i])
+            for part, value in zip(out, (first, outputs, chain), strict=True):
+                part.append(value)
+        return out
 
     keys = jnp.stack([reset_keys(0)] * len(arms))
-    actions = jnp.tile(arm_actions(physics), (1, len(arms), 1))
+    actions = [arm_actions(env) for env in arms]
     return jax.jit(program).lower(keys, actions).compile(compiler_options=SMOKE_COMPILER_OPTIONS)
 
 
 @pytest.fixture(scope="module")
 def arm_run():
-    """The variants, ``run(seed)`` (every variant's rollout from ``reset_keys(seed)`` and the
-    same actions) and the outputs of ``run(0)``, which every variant's contract tests read."""
+    """The tasks, ``run(seed)`` (every task's rollout from ``reset_keys(seed)`` and the same
+    actions) and the outputs of ``run(0)``, which every task's contract tests read."""
     arms = [envs.make(name) for name in VARIANTS]
     program = shared_program(arms)
-    actions = jnp.tile(arm_actions(arms[0]), (1, len(arms), 1))
+    actions = [arm_actions(env) for env in arms]
 
     def run(seed: int):
         return jax.block_until_ready(program(jnp.stack([reset_keys(seed)] * len(arms)), actions))
@@ -108,12 +104,37 @@ def task(request, arm_run):
     }
 
 
-# One determinism test for all six variants, below, instead of one per variant.
-add_contract_tests(globals(), skip=("test_reset_is_deterministic_given_key",))
+# One determinism test for all six tasks, below, instead of one per task; grasp's goal moves.
+add_contract_tests(
+    globals(),
+    skip=(
+        "test_reset_is_deterministic_given_key",
+        "test_observation_ends_with_goal_and_metrics_agree",
+    ),
+)
+
+
+def test_observation_ends_with_goal_and_metrics_agree(task):
+    """The contract's test, but for grasp, whose goal follows the cube (as the reference's):
+    after every step its fingertip targets sit either side of the cube, 7.5 cm apart."""
+    if task["name"] != "arm_grasp":
+        generic_observation_test(task)
+        return
+    env, out = task["env"], task["outputs"]
+    obs, goal, metrics = out["obs"], out["goal"], out["metrics"]
+    np.testing.assert_array_equal(obs[..., env.state_dim :], goal)
+    expected_goal = jax.vmap(jax.vmap(arm.grasp_goal))(jnp.asarray(obs[..., :3]))
+    np.testing.assert_allclose(goal, expected_goal, atol=1e-6)
+    achieved = env.achieved_goal(jnp.asarray(obs[..., : env.state_dim]))
+    expected = env.goal_metrics(achieved, jnp.asarray(goal))
+    np.testing.assert_allclose(metrics["dist"], expected["dist"], rtol=1e-5, atol=1e-6)
+    for name in ("success", "success_easy"):
+        np.testing.assert_array_equal(metrics[name], expected[name])
+    np.testing.assert_array_equal(out["reward"], metrics["success"])
 
 
 def test_reset_is_deterministic_given_key(arm_run):
-    """Every variant: the same keys give the same first states and reset chain, other keys other
+    """Every task: the same keys give the same first states and reset chain, other keys other
     goals (two more runs of the shared program in all)."""
     _, run, (first, _, chains) = arm_run
     (again, _, chains_again), (other, _, _) = run(0), run(7)
@@ -123,26 +144,39 @@ def test_reset_is_deterministic_given_key(arm_run):
         assert not np.array_equal(other[i].info["goal"], first[i].info["goal"]), name
 
 
-def test_shared_program_is_what_reset_and_step_compose(arm_run):
-    """``Arm.reset``/``Arm.step`` of every variant give states of the same structure, shapes and
-    dtypes as the shared program's (traced only, nothing compiled), and the variants really do
-    share the physics the program runs once."""
-    arms = arm_run[0]
-    key = jax.random.PRNGKey(0)
-    for arm in arms:
-        reset = jax.eval_shape(arm.reset, key)
-        step = jax.eval_shape(arm.step, reset, jnp.zeros(arm.action_size))
-        q, qd, goal = jax.eval_shape(arm.reset_inputs, key)
-        data = jax.eval_shape(arms[0].pipeline_init, q, qd)
-        composed = jax.eval_shape(
-            lambda d, g, arm=arm: arm.make_state(d, g, {"goal": g}), data, goal
-        )
-        for got in (reset, step):
-            assert jax.tree.structure(got) == jax.tree.structure(composed)
-            # Leaves only: MJX's Contact carries static index arrays that do not compare as bools.
-            assert [(x.shape, x.dtype) for x in jax.tree.leaves(got)] == [
-                (x.shape, x.dtype) for x in jax.tree.leaves(composed)
-            ]
-        np.testing.assert_array_equal(arm.sys.mj_model.body_mass, arms[0].sys.mj_model.body_mass)
-        assert arm.sys.mj_model.nq == arms[0].sys.mj_model.nq
+def test_shared_program_is_what_reset_composes(arm_run):
+    """``Arm.reset`` of every task gives a state of the same structure, shapes and dtypes as the
+    program's first states (traced only, nothing compiled)."""
+
+    def first_of_one(env, key):
+        return jax.tree.map(lambda x: x[0], first_states(env, key[None])[0])
+
+    for env in arm_run[0]:
+        key = jax.random.PRNGKey(0)
+        reset = jax.eval_shape(env.reset, key)
+        composed = jax.eval_shape(functools.partial(first_of_one, env), key)
+        assert jax.tree.structure(reset) == jax.tree.structure(composed)
+        # Leaves only: MJX's Contact carries static index arrays that do not compare as bools.
+        assert [(x.shape, x.dtype) for x in jax.tree.leaves(reset)] == [
+            (x.shape, x.dtype) for x in jax.tree.leaves(composed)
+        ]
     assert len(VARIANTS) == 6
+
+
+def test_grasp_success_is_the_references_two_rules():
+    """Fingertips' midpoint within 5 cm of the cube and their distance within 2 cm of 7.5 cm
+    (easy: 15 cm and 5 cm), read from the fingertips alone (no compile)."""
+    goal = arm.grasp_goal(jnp.array([0.1, 0.6, 0.03]))
+    cases = (  # (shift of both fingertips, their distance, success, success_easy)
+        ((0.0, 0.0, 0.0), 0.075, 1.0, 1.0),
+        ((0.0, 0.049, 0.0), 0.09, 1.0, 1.0),
+        ((0.0, 0.0, 0.051), 0.075, 0.0, 1.0),
+        ((0.0, 0.0, 0.0), 0.1, 0.0, 1.0),
+        ((0.149, 0.0, 0.0), 0.03, 0.0, 1.0),
+        ((0.151, 0.0, 0.0), 0.075, 0.0, 0.0),
+        ((0.0, 0.0, 0.0), 0.13, 0.0, 0.0),
+    )
+    for shift, gap, success, easy in cases:
+        tips = goal[:6] + jnp.tile(jnp.asarray(shift), 2)
+        metrics = arm.grasp_metrics(jnp.concatenate([tips, jnp.array([gap])]), goal)
+        assert (metrics["success"], metrics["success_easy"]) == (success, easy), (shift, gap)

@@ -210,9 +210,7 @@ def reference(task: str) -> dict:
 
 #: Tasks not yet made equal to the reference (issue 19 is open for them): their comparisons are
 #: expected to fail, strictly, so the entry must go once a task matches. Not deviations.
-NOT_YET_MATCHED = {
-    "arm_*": "the Panda arm tasks are not yet the reference's (state 28 vs 18, model, resets)",
-}
+NOT_YET_MATCHED: dict[str, str] = {}
 
 
 def _marks(name: str, pending: dict = NOT_YET_MATCHED) -> list:
@@ -650,19 +648,32 @@ def test_start_and_goal_distributions_match_the_reference(task):
 # --- trajectory --------------------------------------------------------------------------------
 
 
+#: Joints left out of the trajectory comparison because their motion is float noise on both
+#: sides: the grasp task's fingertip hinges (a 1 g box on a +-1e-4 rad hinge without armature or
+#: damping, which the reference's loader leaves them). Their angle moves nothing: the box turns
+#: about its own origin, the point the observation reads, and it touches nothing. Between step 29
+#: and 30 of the recorded trajectory they jump by 0.03-0.06 rad, to values that differ by 0.05
+#: between the reference's recording and its own replay on goalax's versions.
+TRAJECTORY_NOISE_JOINTS = {"arm_grasp": ("left_fingertip_joint", "right_fingertip_joint")}
+
+
 def reference_start(task: str, env, model: dict) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """goalax ``(q, qd)`` holding the reference's initial state joint by joint (by name), and
-    the physical joints of either side that the other lacks."""
+    the physical joints of either side that the other lacks. Markers that both sides name alike
+    start there too: the arms' cube counts as a marker (it touches things only through explicit
+    contact pairs, which the marker rule does not read) but is pushed by the arm."""
     ref = reference(task)
     _, joints = physical(model)
     _, ref_joints = physical(ref["model"])
     q = np.array(env.sys.init_q, np.float32)  # markers (no reference joint) stay at rest
     qd = np.zeros(model["nv"], np.float32)
     ref_q, ref_qd = np.asarray(ref["trajectory"]["q0"]), np.asarray(ref["trajectory"]["qd0"])
-    for name in set(joints) & set(ref_joints):
-        (a, n), (ra, _) = joints[name]["qpos"], ref_joints[name]["qpos"]
+    every, ref_every = model["joints"], ref["model"]["joints"]
+    alike = {n for n in set(every) & set(ref_every) if every[n]["type"] == ref_every[n]["type"]}
+    for name in (set(joints) & set(ref_joints)) | alike:
+        (a, n), (ra, _) = every[name]["qpos"], ref_every[name]["qpos"]
         q[a : a + n] = ref_q[ra : ra + n]
-        (a, n), (ra, _) = joints[name]["qvel"], ref_joints[name]["qvel"]
+        (a, n), (ra, _) = every[name]["qvel"], ref_every[name]["qvel"]
         qd[a : a + n] = ref_qd[ra : ra + n]
     unmatched = sorted(set(joints) ^ set(ref_joints))
     return q, qd, unmatched
@@ -717,7 +728,7 @@ def trajectory_mismatches(task: str) -> list[Mismatch]:
     envelope = np.maximum.accumulate(np.abs(physical_q[1:] - physical_q[:1]).max(axis=(0, 2)))
     allowed = TRAJECTORY_ATOL + TRAJECTORY_NOISE_FACTOR * envelope
     q, done = q[0], done[0]
-    for name in sorted(joints):
+    for name in sorted(set(joints) - set(TRAJECTORY_NOISE_JOINTS.get(task, ()))):
         (a, n), (ra, _) = joints[name]["qpos"], ref_joints[name]["qpos"]
         error = np.abs(q[:, a : a + n] - ref_q[:, ra : ra + n]).max(axis=1)
         if (error > allowed).any():

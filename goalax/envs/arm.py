@@ -1,82 +1,101 @@
 """Arm tasks: ``arm_reach``, ``arm_grasp``, ``arm_push_{easy,hard}``, ``arm_binpick_{easy,hard}``.
 
-A Franka Emika Panda (``assets/panda.xml``, written for goalax: the Panda's kinematics, joint
-limits and link masses) with its parallel gripper on a table. Physics uses primitive geoms only
-(capsules carry the link masses; the hand and the finger pads are boxes and are the only robot
-parts that collide) because MJX's mesh collisions would multiply the CPU compile time of tasks
-that are already the slowest to compile. For pictures the Panda's meshes are drawn from the
-Franka assets that the ``gymnasium-robotics`` package ships (a dependency; no download at run
-time). The table is the ``z = 0`` plane with a 5 cm cube and two open bins (A at ``y = -0.2``,
-B at ``y = +0.2``, inner size 0.22 square, walls 6 cm high). Runs on MJX only.
+The reference's (jaxgcrl 0.2.8, the paper's) Franka Emika Panda tasks: its models
+(``arm_mjcf``), resets, goals, observations, action mapping and success, on MJX only. The robot
+stands at the origin facing +y; the cube (6 cm) starts on a blue region or bin and goes to a red
+one. Per task (``TASKS``):
 
-Action ``[8]`` in [-1, 1]: position targets of the 7 arm joints (mapped linearly onto each
-actuator's range, a part of the joint's range that covers the workspace above the table) and
-one gripper target (-1 closed, +1 open, 8 cm) shared by both fingers.
+- ``arm_reach``: no gripper; end effector to a point uniform in ``[-0.2, 0.2] x [0.3, 0.7] x
+  [0.1, 0.5]``. state_obs ``[13]``: arm ``q [7]`` (0-6), end effector (link 7's frame) position
+  (7-9, the goal part) and velocity (10-12).
+- ``arm_grasp``: cube uniform within 0.3 of ``(0, 0.6)``; both fingertips 3.75 cm either side of the
+  cube (along x) with the fingertips 7.5 cm apart. state_obs ``[24]``: cube ``x, y, z`` (0-2), arm
+  ``q`` (3-9), end effector position and velocity (10-15), left and right fingertip positions
+  (16-21) and their distance (22), gripper force (23). Goal ``[7]``: entries 16-22. The goal
+  follows the cube: after every step its fingertip targets are moved next to the cube's position.
+  Success, as the reference's: the fingertips' midpoint within 5 cm of the goal's (the cube) and
+  their distance within 2 cm of the goal's (easy: 15 cm and 5 cm).
+- ``arm_push_{easy,hard}``, ``arm_binpick_{easy,hard}``: cube from a uniform start around the blue
+  region's centre (``± 0.1, 0.25, 0.07, 0.15``) to a goal on the table uniform around the red
+  region's centre (``± 0.1, 0.25, 0.005, 0.15``). state_obs ``[18]``: cube ``x, y, z`` (0-2, the
+  goal part), arm ``q`` (3-9), end effector position and velocity (10-15), the fingers' distance
+  (16) and the reference's "gripper force" (17: a tenth of the mean actuator force over every
+  degree of freedom but the two fingers, as its code computes it).
 
-state_obs ``[28]``: end effector (the tool centre point between the fingertips) ``x, y, z``
-(0-2), cube ``x, y, z`` (3-5), cube quaternion (6-9), gap between the fingers (10), arm
-``q [7]`` (11-17), arm ``qd [7]`` (18-24), cube linear velocity (25-27).
-
-Goals (every reset also draws the cube's start and jitters the arm's home pose):
-- ``arm_reach``: end effector to a point uniform in ``[0.3, 0.65] x [-0.3, 0.3] x [0.05, 0.4]``.
-- ``arm_grasp``: end effector at the cube's start position and the finger gap equal to the cube's
-  width (closed on it), with the cube still there: goal ``[cube xyz, eef xyz, gap]`` (7).
-- ``arm_push_easy``: cube (starting around ``(0.45, 0)``) to a point in ``[0.55, 0.62] x
-  [-0.06, 0.06]``; ``arm_push_hard``: anywhere in ``[0.3, 0.65] x [-0.3, 0.3]``.
-- ``arm_binpick_easy``: cube from bin A to the centre of bin B (± 2 cm);
-  ``arm_binpick_hard``: anywhere on bin B's floor (± 7 cm).
+Action in [-1, 1]: targets of joints 1, 2, 4 and 6 mapped linearly onto the reference's ranges
+(joints 3 and 5 held at 0, joint 7 at 1.4487) and, but for reach, the gripper (closed when
+positive, open otherwise). Every reset starts the arm at the same pose with the fingers open
+(the grasp task's fingers as the reference's reset leaves them: see ``HOME``). The physics model
+has no meshes; ``render_model`` adds the Franka meshes of ``gymnasium-robotics`` for pictures.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
-import xml.etree.ElementTree as ET
 
 import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
 
-from goalax.envs import notices
+from goalax.envs import arm_mjcf, notices
 from goalax.envs.base import GoalPipelineEnv, State
 from goalax.errors import ConfigError
 
-ASSET = os.path.join(os.path.dirname(__file__), "assets", "panda.xml")
 #: Where gymnasium-robotics keeps the Franka visual meshes, inside its package.
 MESH_SUBDIR = ("envs", "assets", "kitchen_franka", "franka_assets", "meshes", "visual")
-#: Arm joints 1-7 with the end effector 25 cm above the table at (0.45, 0), gripper pointing down.
-HOME_ARM_Q = (0.0, -0.185, 0.0, -2.497, 0.0, 2.312, 0.785)
-HOME_GAP = 0.04  # each finger's opening at reset (fully open: 0.04)
-CUBE_HALF = 0.025
-BIN_A, BIN_B = (0.45, -0.2), (0.45, 0.2)
+#: The arm's start pose (joints 1-7), the reference's.
+HOME_ARM_Q = (1.571, 0.742, 0.0, -1.571, 0.0, 3.054, 1.449)
+#: Joint targets of an action of -1 and +1 (joints 3, 5, 7 fixed), the reference's numbers.
+TARGET_LOW = (0.3491, 0.0, 0.0, -3.0718, 0.0, 2.3562, 1.4487)
+TARGET_HIGH = (2.7925, 1.48353, 0.0, -0.0698, 0.0, 3.7525, 1.4487)
+#: The action entries that drive joints 1, 2, 4 and 6.
+ACTED_JOINTS = (0, 1, 3, 5)
+#: Gripper actuator controls (0-255 spans the fingers' travel).
+GRIPPER_CLOSED, GRIPPER_OPEN = 0.0, 255.0
+#: Grasp goal: fingertips this far either side of the cube's centre along x, and their distance.
+FINGERTIP_OFFSET = 0.0375
+GRASP_GAP = 0.075
+#: The grasp success rules ``(midpoint distance, gap difference)``, success and success_easy.
+GRASP_SUCCESS, GRASP_SUCCESS_EASY = (0.05, 0.02), (0.15, 0.05)
 
-#: variant -> goal indices.
-GOAL_INDICES = {
-    "reach": (0, 1, 2),
-    "grasp": (3, 4, 5, 0, 1, 2, 10),
-    "push_easy": (3, 4, 5),
-    "push_hard": (3, 4, 5),
-    "binpick_easy": (3, 4, 5),
-    "binpick_hard": (3, 4, 5),
+
+@dataclasses.dataclass(frozen=True)
+class ArmTask:
+    """What one arm task draws and observes (the reference's numbers)."""
+
+    state_dim: int
+    goal_indices: tuple[int, ...]
+    episode_length: int
+    #: Half widths of the uniform cube start around the model's rest position (x and y).
+    cube_noise: float = 0.0
+    #: Goal centre and half widths of the uniform goal around it.
+    goal_centre: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    goal_noise: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+CUBE = (0, 1, 2)
+TASKS = {
+    "reach": ArmTask(13, (7, 8, 9), 100, goal_centre=(0.0, 0.5, 0.3), goal_noise=(0.2,) * 3),
+    "grasp": ArmTask(24, tuple(range(16, 23)), 100, cube_noise=0.3),
+    "push_easy": ArmTask(18, CUBE, 150, 0.1, (0.1, 0.6, 0.03), (0.1, 0.1, 0.0)),
+    "push_hard": ArmTask(18, CUBE, 150, 0.25, (0.25, 0.65, 0.03), (0.25, 0.25, 0.0)),
+    "binpick_easy": ArmTask(18, CUBE, 150, 0.07, (0.17, 0.6, 0.03), (0.005, 0.005, 0.0)),
+    "binpick_hard": ArmTask(18, CUBE, 150, 0.15, (0.3, 0.6, 0.03), (0.15, 0.15, 0.0)),
 }
+#: Finger joints at reset after the arm's: open (0.04 each). The grasp model's order is
+#: left finger, left fingertip, right finger, right fingertip, and the reference's reset writes
+#: ``0.04, 0.04, 0, 0`` there: the left fingertip's hinge at 0.04 rad (past its 1e-4 limit) and
+#: the right finger closed. goalax starts the same state (the servos open it within a step).
+HOME_FINGERS = {"reach": (), "grasp": (0.04, 0.04, 0.0, 0.0)}
+OPEN_FINGERS = (0.04, 0.04)
 
 
-def _scene(keep_meshes: bool) -> ET.Element:
-    root = ET.parse(ASSET).getroot()
-    if keep_meshes:
-        root.find("compiler").set("meshdir", mesh_dir())
-        return root
-    for parent in root.iter():
-        for child in [c for c in parent if c.get("class") == "visual"]:
-            parent.remove(child)
-    root.remove(root.find("asset"))
-    return root
-
-
-def physics_model() -> mujoco.MjModel:
-    """The scene without the Panda's meshes: they only draw, and MJX would compile them."""
-    return mujoco.MjModel.from_xml_string(ET.tostring(_scene(False), encoding="unicode"))
+def physics_model(task: str = "reach") -> mujoco.MjModel:
+    """``task``'s model without the Panda's meshes: they only draw, and MJX would compile them."""
+    return mujoco.MjModel.from_xml_string(arm_mjcf.task_xml(task))
 
 
 def mesh_dir() -> str:
@@ -92,13 +111,38 @@ def mesh_dir() -> str:
     return path
 
 
-def render_model() -> mujoco.MjModel:
-    """The scene with the Panda's meshes; same joints and bodies as :func:`physics_model`."""
-    return mujoco.MjModel.from_xml_string(ET.tostring(_scene(True), encoding="unicode"))
+def render_model(task: str = "reach") -> mujoco.MjModel:
+    """``task``'s model with the Panda's meshes; same joints and bodies as ``physics_model``."""
+    return mujoco.MjModel.from_xml_string(arm_mjcf.task_xml(task, mesh_dir()))
+
+
+def grasp_goal(cube: jax.Array) -> jax.Array:
+    """``[7]``: fingertip targets either side of ``cube [3]`` (along x) and their distance."""
+    offset = jnp.array([FINGERTIP_OFFSET, 0.0, 0.0], jnp.float32)
+    return jnp.concatenate([cube + offset, cube - offset, jnp.array([GRASP_GAP], jnp.float32)])
+
+
+def grasp_metrics(achieved: jax.Array, goal: jax.Array) -> dict[str, jax.Array]:
+    """The reference's grasp success for ``[..., 7]`` fingertip states and goals: the
+    fingertips' midpoint near the goal's (the cube) and their distance near the goal's."""
+
+    def rule(limits):
+        midpoint, gap = limits
+        return ((off < midpoint) & (gap_error < gap)).astype(jnp.float32)
+
+    off = jnp.linalg.norm(
+        (achieved[..., 0:3] + achieved[..., 3:6] - goal[..., 0:3] - goal[..., 3:6]) / 2, axis=-1
+    )
+    gap_error = jnp.abs(achieved[..., 6] - goal[..., 6])
+    return {
+        "dist": jnp.linalg.norm(achieved - goal, axis=-1),
+        "success": rule(GRASP_SUCCESS),
+        "success_easy": rule(GRASP_SUCCESS_EASY),
+    }
 
 
 class Arm(GoalPipelineEnv):
-    """Franka Panda with a parallel gripper on a table; never terminates."""
+    """Franka Panda on a table, the reference's task ``variant``; never terminates."""
 
     backends = ("mjx",)
 
@@ -111,122 +155,139 @@ class Arm(GoalPipelineEnv):
         variant: str = "reach",
     ):
         backend = backend or self.backends[0]
-        sys = notices.load_model(physics_model())
-        super().__init__(sys=sys, backend=backend, n_frames=4)
+        model = physics_model(variant)
+        sys = notices.load_model(model)
+        # The reference steps 25 x 2 ms per env step.
+        super().__init__(sys=sys, backend=backend, n_frames=25)
         self.variant = variant
-        self.state_dim = 28
-        self.goal_indices = GOAL_INDICES[variant]
+        self.task = TASKS[variant]
+        self.state_dim = self.task.state_dim
+        self.goal_indices = self.task.goal_indices
+        # grasp: see ``grasp_metrics``; a fingertip this far off its target (the midpoint half
+        # as far) just fails, as the contract's threshold does for the other arms.
         self.goal_threshold = 0.1
-        self.success_easy_threshold = 2 * self.goal_threshold
-        self.episode_length = 1000 if episode_length is None else episode_length
+        self.success_easy_threshold = 0.3
+        self.episode_length = self.task.episode_length if episode_length is None else episode_length
         self.dense_reward = dense_reward
-        ctrl_range = np.asarray(sys.mj_model.actuator_ctrlrange, np.float32)
-        self._ctrl_low = jnp.asarray(ctrl_range[:, 0])
-        self._ctrl_high = jnp.asarray(ctrl_range[:, 1])
+        self._init_q = np.asarray(model.qpos0, np.float32)
+        self._has_cube = variant != "reach"
+        # Body indices into brax's link arrays (``x``, ``xd``: the world body left out).
+        self._eef = model.body("link7").id - 1
+        fingers = ("left_fingertip", "right_fingertip") if variant == "grasp" else ()
+        fingers = fingers or ("left_finger", "right_finger")
+        self._fingers = tuple(model.body(f).id - 1 for f in fingers) if self._has_cube else ()
+        marker = model.joint(model.body("goal_marker").jntadr[0])
+        self._marker_q = int(marker.qposadr[0])
+        self._arm_q = int(model.joint("joint1").qposadr[0])
+        if variant == "grasp":
+            self._finger_dofs = tuple(
+                int(model.joint(f"finger_joint{k}").dofadr[0]) for k in (1, 2)
+            )
 
     @property
     def action_size(self) -> int:
-        return 8  # 7 arm joints + one gripper target for both fingers
+        return 4 if self.variant == "reach" else 5
 
     def render_model(self) -> mujoco.MjModel:
-        return render_model()
-
-    def _uniform(self, key, low, high) -> jax.Array:
-        return jax.random.uniform(
-            key, (len(low),), jnp.float32, jnp.asarray(low), jnp.asarray(high)
-        )
+        return render_model(self.variant)
 
     def reset(self, rng: jax.Array) -> State:
         q, qd, goal = self.reset_inputs(rng)
         return self.make_state(self.pipeline_init(q, qd), goal, {"goal": goal})
 
     def reset_inputs(self, rng: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """``(q, qd, goal)`` of a fresh episode: everything a variant's reset draws. The physics
-        (``pipeline_init``) is the same for all six variants, so tests run it once for all."""
-        key_q, key_cube, key_goal = jax.random.split(rng, 3)
-        arm_q = jnp.asarray(HOME_ARM_Q, jnp.float32) + jax.random.uniform(
-            key_q, (7,), jnp.float32, -0.05, 0.05
-        )
-        if self.variant.startswith("binpick"):
-            cube_xy = self._uniform(
-                key_cube, (BIN_A[0] - 0.06, BIN_A[1] - 0.06), (BIN_A[0] + 0.06, BIN_A[1] + 0.06)
-            )
+        """``(q, qd, goal)`` of a fresh episode, the goal marker already at the goal. The keys
+        are split as the reference splits them, so a key gives the reference's cube and goal."""
+        rng, key_start = jax.random.split(rng)
+        _, key_goal, _ = jax.random.split(rng, 3)
+        q = jnp.asarray(self._init_q)
+        arm_q = jnp.asarray(HOME_ARM_Q + HOME_FINGERS.get(self.variant, OPEN_FINGERS), jnp.float32)
+        q = q.at[self._arm_q :].set(arm_q)
+        if self._has_cube:
+            key_cube = jax.random.split(key_start, 3)[1]
+            noise = jax.random.uniform(key_cube, (2,), jnp.float32, -1.0, 1.0)
+            q = q.at[:2].add(self.task.cube_noise * noise)
+        if self.variant == "grasp":
+            goal = grasp_goal(q[:3])
         else:
-            cube_xy = self._uniform(key_cube, (0.4, -0.05), (0.5, 0.05))
-        cube = jnp.concatenate([cube_xy, jnp.array([CUBE_HALF], jnp.float32)])
-        goal = self.sample_goal(key_goal, cube)
-        # MuJoCo's order: the cube's free joint (written first in panda.xml), arm, fingers.
-        q = jnp.concatenate(
-            [
-                cube,
-                jnp.array([1.0, 0.0, 0.0, 0.0], jnp.float32),
-                arm_q,
-                jnp.full((2,), HOME_GAP, jnp.float32),
-            ]
-        )
+            if self.variant != "reach":
+                key_goal = jax.random.split(key_goal)[1]
+            noise = jax.random.uniform(key_goal, (3,), jnp.float32, -1.0, 1.0)
+            goal = jnp.asarray(self.task.goal_centre, jnp.float32)
+            goal = goal + jnp.asarray(self.task.goal_noise, jnp.float32) * noise
+        q = q.at[self._marker_q : self._marker_q + 3].set(goal[:3])
         qd = jnp.zeros(self.sys.qd_size(), jnp.float32)
         return q, qd, goal
 
-    def sample_goal(self, key: jax.Array, cube: jax.Array) -> jax.Array:
-        z = jnp.array([CUBE_HALF], jnp.float32)
-        if self.variant == "reach":
-            return self._uniform(key, (0.3, -0.3, 0.05), (0.65, 0.3, 0.4))
-        if self.variant == "grasp":
-            return jnp.concatenate([cube, cube, jnp.array([2 * CUBE_HALF], jnp.float32)])
-        low, high = {
-            "push_easy": ((0.55, -0.06), (0.62, 0.06)),
-            "push_hard": ((0.3, -0.3), (0.65, 0.3)),
-            "binpick_easy": (
-                (BIN_B[0] - 0.02, BIN_B[1] - 0.02),
-                (BIN_B[0] + 0.02, BIN_B[1] + 0.02),
-            ),
-            "binpick_hard": (
-                (BIN_B[0] - 0.07, BIN_B[1] - 0.07),
-                (BIN_B[0] + 0.07, BIN_B[1] + 0.07),
-            ),
-        }[self.variant]
-        return jnp.concatenate([self._uniform(key, low, high), z])
-
     def ctrl(self, action: jax.Array) -> jax.Array:
-        """Actuator targets ``[9]`` for an action ``[8]``: both fingers follow the gripper value."""
+        """Actuator controls ``[7]`` (reach) or ``[9]`` for an action ``[4]`` or ``[5]``."""
         action = jnp.clip(action, -1.0, 1.0)
-        targets = jnp.concatenate([action, action[-1:]])
-        return self._ctrl_low + (targets + 1.0) / 2.0 * (self._ctrl_high - self._ctrl_low)
+        low, high = jnp.asarray(TARGET_LOW), jnp.asarray(TARGET_HIGH)
+        scaled = jnp.zeros(7, jnp.float32).at[jnp.asarray(ACTED_JOINTS)].set(action[:4])
+        arm = (low + high) / 2 + scaled * (high - low) / 2
+        if self.variant == "reach":
+            return arm
+        gripper = jnp.where(action[-1] > 0, GRIPPER_CLOSED, GRIPPER_OPEN)
+        return jnp.concatenate([arm, jnp.full((2,), gripper, jnp.float32)])
 
     def step(self, state: State, action: jax.Array) -> State:
-        ctrl = self.ctrl(action)
-        pipeline_state = self.pipeline_step(state.pipeline_state, ctrl)
-        return self.make_state(pipeline_state, state.info["goal"], state.info)
+        pipeline_state = self.pipeline_step(state.pipeline_state, self.ctrl(action))
+        return self.state_after(pipeline_state, state.info)
 
-    def state_obs(self, data) -> jax.Array:
-        q, qd = data.qpos, data.qvel
-        gap = q[14] + q[15]  # each finger's joint is its inner face's distance from the axis
-        return jnp.concatenate(
-            [data.site_xpos[0], q[0:3], q[3:7], gap[None], q[7:14], qd[6:13], qd[0:3]]
+    def state_after(self, pipeline_state, info: dict) -> State:
+        """The ``State`` after a physics step: grasp's goal moves next to the cube first."""
+        goal = info["goal"]
+        if self.variant == "grasp":
+            goal = grasp_goal(pipeline_state.q[:3])
+            pipeline_state = self._show_goal(pipeline_state, goal)
+        return self.make_state(pipeline_state, goal, {**info, "goal": goal})
+
+    def _show_goal(self, pipeline_state, goal: jax.Array):
+        """Move the goal marker (a body on a free joint, touching nothing) to the goal."""
+        at = slice(self._marker_q, self._marker_q + 3)
+        q = pipeline_state.q.at[at].set(goal[:3])
+        return pipeline_state.replace(q=q, qpos=pipeline_state.qpos.at[at].set(goal[:3]))
+
+    def with_goal(self, state: State, goal: jax.Array) -> State:
+        state = super().with_goal(state, goal)
+        return state.replace(
+            pipeline_state=self._show_goal(state.pipeline_state, state.info["goal"])
         )
 
+    def goal_metrics(self, achieved: jax.Array, goal: jax.Array) -> dict[str, jax.Array]:
+        if self.variant == "grasp":
+            return grasp_metrics(achieved, goal)
+        return super().goal_metrics(achieved, goal)
+
+    def state_obs(self, data) -> jax.Array:
+        q, x, xd = data.q, data.x.pos, data.xd.vel
+        arm = q[self._arm_q : self._arm_q + 7]
+        eef = [x[self._eef], xd[self._eef]]
+        if self.variant == "reach":
+            return jnp.concatenate([arm] + eef)
+        left, right = (x[i] for i in self._fingers)
+        distance = jnp.linalg.norm(right - left)[None]
+        if self.variant == "grasp":
+            force = data.qfrc_actuator[jnp.asarray(self._finger_dofs)].mean(keepdims=True)
+            parts = [q[:3], arm] + eef + [left, right, distance, 0.1 * force]
+        else:
+            # The reference's reading: every degree of freedom but the two fingers'.
+            force = data.qfrc_actuator[:-2].mean(keepdims=True)
+            parts = [q[:3], arm] + eef + [distance, 0.1 * force]
+        return jnp.concatenate(parts)
+
     def goal_marker(self, goal) -> np.ndarray:
-        """Render marker: the goal's first position (end effector or cube)."""
+        """Render marker: the goal's first position (end effector, cube or left fingertip)."""
         return np.asarray(goal, np.float64)[:3]
 
     def eval_goal_sets(self) -> dict[str, np.ndarray]:
-        z = CUBE_HALF
+        if self.variant == "grasp":
+            cubes = [(0.0, 0.6), (0.15, 0.6), (-0.15, 0.6), (0.0, 0.75), (0.0, 0.45)]
+            goals = [np.asarray(grasp_goal(jnp.array([x, y, 0.03]))) for x, y in cubes]
+            return {"tasks": np.asarray(goals, np.float32)}
+        centre, noise = np.asarray(self.task.goal_centre), np.asarray(self.task.goal_noise)
+        offsets = [(0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0)]
         if self.variant == "reach":
-            tasks = [
-                (0.4, 0.0, 0.2),
-                (0.5, 0.2, 0.1),
-                (0.5, -0.2, 0.3),
-                (0.6, 0.0, 0.1),
-                (0.35, 0.25, 0.35),
-            ]
-        elif self.variant == "grasp":
-            cubes = [(0.45, 0.0), (0.42, 0.03), (0.48, -0.03), (0.42, -0.04), (0.48, 0.04)]
-            tasks = [(x, y, z, x, y, z, 2 * CUBE_HALF) for x, y in cubes]
-        else:
-            centre = {"push_easy": (0.585, 0.0), "push_hard": (0.475, 0.0)}.get(self.variant, BIN_B)
-            spread = {"push_easy": 0.03, "push_hard": 0.15, "binpick_easy": 0.015}.get(
-                self.variant, 0.06
-            )
-            offsets = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]
-            tasks = [(centre[0] + spread * a, centre[1] + spread * b, z) for a, b in offsets]
-        return {"tasks": np.asarray(tasks, np.float32)}
+            offsets = [(0, 0, 0), (1, 0, -1), (-1, 0, 1), (0, 1, 1), (0, -1, -1)]
+        goals = [centre + 0.75 * noise * np.asarray(o) for o in offsets]
+        return {"tasks": np.asarray(goals, np.float32)}

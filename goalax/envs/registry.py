@@ -169,12 +169,12 @@ for _name, _variant, _what in (
     _REGISTRY[_name] = _Entry(functools.partial(Pusher, variant=_variant), _what, Pusher.backends)
 
 for _variant, _what in (
-    ("reach", "end effector to a point above the table"),
-    ("grasp", "close the gripper on the cube where it lies"),
-    ("push_easy", "push the cube to a small region ahead of it"),
-    ("push_hard", "push the cube anywhere on a 0.35 x 0.6 table area"),
-    ("binpick_easy", "move the cube from bin A to the centre of bin B"),
-    ("binpick_hard", "move the cube from bin A to anywhere in bin B"),
+    ("reach", "end effector to a point in a 0.4 m cube in front of it (the reference's)"),
+    ("grasp", "fingertips either side of the cube, 7.5 cm apart (the reference's)"),
+    ("push_easy", "push the cube from a small blue region to the red one beside it"),
+    ("push_hard", "push the cube from a 0.5 m blue region to anywhere on the red one"),
+    ("binpick_easy", "move the cube from the blue bin to the centre of the red bin"),
+    ("binpick_hard", "move the cube from the blue bin to anywhere in the red bin"),
 ):
     _REGISTRY[f"arm_{_variant}"] = _Entry(
         functools.partial(Arm, variant=_variant),
