@@ -363,6 +363,14 @@ def test_goal_distribution(task):
         np.testing.assert_allclose(first.info["goal"][:, 2], first.obs[:, 6], atol=1e-3)
 
 
+def swap_goal(env: envs.GoalEnv, state, goal):
+    """``env.with_goal(state, goal)`` compiled at low optimisation: run eagerly, the physics'
+    ``pipeline_init`` dispatches op by op (cheetah 25 s, compiled 5 s on 2 cores)."""
+    goal = jnp.asarray(goal)
+    lowered = jax.jit(env.with_goal).lower(state, goal)
+    return lowered.compile(compiler_options=SMOKE_COMPILER_OPTIONS)(state, goal)
+
+
 def test_eval_goal_sets(task):
     env, name, sets = task["env"], task["name"], task["env"].eval_goal_sets()
     assert sets
@@ -376,7 +384,7 @@ def test_eval_goal_sets(task):
         assert set(sets) == {"tasks"} and len(np.unique(sets["tasks"], axis=0)) == 5
     state = jax.tree.map(lambda x: x[0], task["first"])
     goal = next(iter(sets.values()))[0]
-    swapped = env.with_goal(state, goal)
+    swapped = swap_goal(env, state, goal)
     np.testing.assert_allclose(swapped.obs[env.state_dim :], goal)
     np.testing.assert_array_equal(swapped.info["goal"], goal)
 
@@ -387,7 +395,7 @@ def test_with_goal_swaps_goal_and_moves_reacher_target(task):
         pytest.skip("one pure-JAX and one physics task are enough for the shared code path")
     state = jax.tree.map(lambda x: x[0], task["first"])
     goal = next(iter(env.eval_goal_sets().values()))[2]
-    new = env.with_goal(state, goal)
+    new = swap_goal(env, state, goal)
     np.testing.assert_array_equal(new.info["goal"], goal)
     np.testing.assert_array_equal(new.obs[env.state_dim :], goal)
     np.testing.assert_allclose(new.obs[: env.state_dim], state.obs[: env.state_dim], atol=1e-5)
@@ -458,7 +466,6 @@ def test_goal_changes_at_every_auto_reset(name):
 
     env, num_envs, num_steps, episode = envs.make(name), 4, 20, 5
 
-    @jax.jit
     def program(key):
         key_reset, key_collect = jax.random.split(key)
         carry = rollout.reset(env, key_reset, num_envs)
@@ -474,7 +481,9 @@ def test_goal_changes_at_every_auto_reset(name):
         )
         return transitions["goal"], episode_ids
 
-    goals, episode_ids = jax.device_get(program(jax.random.PRNGKey(0)))
+    key = jax.random.PRNGKey(0)
+    compiled = jax.jit(program).lower(key).compile(compiler_options=SMOKE_COMPILER_OPTIONS)
+    goals, episode_ids = jax.device_get(compiled(key))
     assert episode_ids[-1].min() == num_steps // episode - 1  # an episode every 5 steps
     for env_index in range(num_envs):
         starts = np.flatnonzero(np.diff(episode_ids[:, env_index]) > 0) + 1
