@@ -359,7 +359,10 @@ def sweep_main(argv: list[str]) -> int:
         )
         grid = sweep.resolve_grid(sweep.raw_grid(grid_args), base)
         _setup_process()
-        manifest = sweep.run_sweep(base, grid, grid_args.out)
+        from goalax import presets
+
+        given = presets.given_fields(train_flags)
+        manifest = sweep.run_sweep(base, grid, grid_args.out, given=given)
     except (ConfigError, FlagError) as err:
         return _fail(str(err))
     print(sweep.format_manifest(manifest))

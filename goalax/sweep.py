@@ -183,8 +183,18 @@ def run_name(values: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}".replace(os.sep, "_") for k, v in values.items())
 
 
-def combinations(base: TrainConfig, grid: list[GridField], out: str):
-    """``(values, config)`` for every point of the cartesian product, in grid order."""
+def combinations(
+    base: TrainConfig, grid: list[GridField], out: str, given: frozenset[str] = frozenset()
+):
+    """``(values, config)`` for every point of the cartesian product, in grid order.
+
+    Under ``--preset paper`` each point gets the preset again, keeping the grid's values and the
+    flags ``given`` on the command line: the values the reference derives from other settings
+    (updates per env step from the episode length, unroll and batch; PPO's minibatches) follow
+    the point, not the base."""
+    from goalax import presets
+
+    keep = given | {f.name for f in grid}
     for point in itertools.product(*(f.values for f in grid)):
         values = {f.name: v for f, v in zip(grid, point, strict=True)}
         run_values = {f.name: v for f, v in zip(grid, point, strict=True) if f.section == "run"}
@@ -192,12 +202,10 @@ def combinations(base: TrainConfig, grid: list[GridField], out: str):
         run = dataclasses.replace(
             base.run, **run_values, run_dir=os.path.join(out, run_name(values)), resume=None
         )
-        yield (
-            values,
-            dataclasses.replace(
-                base, run=run, agent=dataclasses.replace(base.agent, **agent_values)
-            ),
+        config = dataclasses.replace(
+            base, run=run, agent=dataclasses.replace(base.agent, **agent_values)
         )
+        yield values, presets.apply(config, keep=keep)
 
 
 def default_out(base: TrainConfig) -> str:
@@ -212,8 +220,15 @@ def _write_manifest(out: str, manifest: dict) -> None:
     os.replace(tmp, os.path.join(out, "sweep.json"))
 
 
-def run_sweep(base: TrainConfig, grid: list[GridField], out: str | None = None, log=print) -> dict:
+def run_sweep(
+    base: TrainConfig,
+    grid: list[GridField],
+    out: str | None = None,
+    log=print,
+    given: frozenset[str] = frozenset(),
+) -> dict:
     """Validate every combination, then train them in order; returns the sweep.json manifest.
+    ``given``: the config fields set by flags (they win over a preset at every point).
 
     A diverged run is recorded and the sweep goes on; a stop request (Ctrl-C) ends the sweep
     after that run's checkpoint. Bad combinations raise ConfigError before anything is written.
@@ -226,7 +241,7 @@ def run_sweep(base: TrainConfig, grid: list[GridField], out: str | None = None, 
     out = out or default_out(base)
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise ConfigError(f"--out {out} exists and is not an empty directory; choose another")
-    points = list(combinations(base, grid, out))
+    points = list(combinations(base, grid, out, given))
     for values, config in points:
         try:
             build(config)  # validates sizes, env and agent without compiling

@@ -347,6 +347,29 @@ def test_grid_values_take_the_field_type(tmp_path):
     assert dataclasses.replace(config, run=base.run, agent=base.agent) == base  # nothing else
 
 
+def test_sweep_under_the_paper_preset_derives_each_point_s_values(tmp_path):
+    """Regression: the preset was applied once to the base, so a grid over the episode length or
+    the unroll kept the base's derived updates per env step. Flags given keep their value."""
+    from goalax import agents, presets
+
+    base = presets.apply(
+        TrainConfig(RunConfig(env="point", preset="paper"), agents.config_class("crl")(), "crl"),
+        keep={"batch_size"},
+    )
+    base = dataclasses.replace(base, run=dataclasses.replace(base.run, batch_size=128))
+    grid = sweep.resolve_grid({"episode-length": ["100", "1001"], "unroll-length": ["31"]}, base)
+    points = list(sweep.combinations(base, grid, str(tmp_path), given=frozenset({"batch_size"})))
+    for values, config in points:
+        assert config.run.batch_size == 128 and config.run.unroll_length == 31
+        expected = (values["episode_length"] - 1) / (128 * 31)
+        assert config.run.utd_ratio == pytest.approx(expected), values
+        assert config.run.reference_model
+    # goalax's own preset: the grid's values and nothing else.
+    own = tiny_config(tmp_path)
+    for _, config in sweep.combinations(own, grid, str(tmp_path)):
+        assert config.run.utd_ratio == own.run.utd_ratio
+
+
 # --- bad input: one line, exit 2 -----------------------------------------------------------------
 
 
