@@ -109,14 +109,16 @@ def test_ppo_learns_point(tmp_path):
 
 @pytest.mark.slow
 def test_crl_learns_reacher(tmp_path):
-    """Reacher, 50-step episodes, 120k env steps (about 1.5 minutes on 2 CPU cores)."""
+    """Reacher, 50-step episodes, 200k env steps (about 4 minutes on 2 CPU cores). On the
+    reference's reacher a random policy already succeeds in ~0.58 of 50-step episodes, so the
+    margin asks for ~0.85: 120k steps cleared it by only 0.02."""
     run = RunConfig(
         env="reacher",
         episode_length=50,
         num_envs=64,
-        total_env_steps=120_000,
+        total_env_steps=200_000,
         prefill_steps=100,
-        eval_every=40_000,
+        eval_every=50_000,
         num_eval_envs=256,
         run_dir=str(tmp_path / "reacher"),
         quiet=True,

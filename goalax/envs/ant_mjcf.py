@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from goalax.envs.mjcf_parts import BRAX_NUMERICS
+
 #: ``(contype, conaffinity)`` of a geom.
 Bits = tuple[int, int]
 
@@ -117,18 +119,7 @@ def ant_mjcf(
     return f"""<mujoco model="ant">
   <compiler angle="degree" coordinate="local" inertiafromgeom="true"/>
   <option timestep="0.01" iterations="4"/>
-  <custom>
-    <numeric name="constraint_limit_stiffness" data="1000"/>
-    <numeric name="constraint_stiffness" data="4000"/>
-    <numeric name="constraint_ang_damping" data="10"/>
-    <numeric name="constraint_vel_damping" data="20"/>
-    <numeric name="joint_scale_pos" data="0.5"/>
-    <numeric name="joint_scale_ang" data="0.2"/>
-    <numeric name="ang_damping" data="0.0"/>
-    <numeric name="spring_mass_scale" data="1"/>
-    <numeric name="spring_inertia_scale" data="1"/>
-    <numeric name="solver_maxls" data="15"/>
-  </custom>
+{BRAX_NUMERICS}
   <default>
     <joint armature="1" damping="1" limited="true"/>
     <geom contype="0" conaffinity="0" condim="3" density="{density:g}" friction="1 0.5 0.5"{soft}

@@ -36,6 +36,7 @@ from brax.envs.base import PipelineEnv
 
 from goalax.envs import maze_layouts, notices
 from goalax.envs.base import GoalEnv, State
+from goalax.envs.mjcf_parts import BRAX_NUMERICS
 
 CELL_SIZE = 4.0
 BALL_RADIUS = 0.25
@@ -69,18 +70,7 @@ def maze_mjcf(layout: maze_layouts.Layout, timestep: float, merged_walls: bool) 
 <mujoco model="point_maze">
   <compiler angle="radian" inertiafromgeom="true"/>
   <option timestep="{timestep}" iterations="4"/>
-  <custom>
-    <numeric name="constraint_limit_stiffness" data="1000"/>
-    <numeric name="constraint_stiffness" data="4000"/>
-    <numeric name="constraint_ang_damping" data="10"/>
-    <numeric name="constraint_vel_damping" data="20"/>
-    <numeric name="joint_scale_pos" data="0.5"/>
-    <numeric name="joint_scale_ang" data="0.2"/>
-    <numeric name="ang_damping" data="0"/>
-    <numeric name="spring_mass_scale" data="1"/>
-    <numeric name="spring_inertia_scale" data="1"/>
-    <numeric name="solver_maxls" data="15"/>
-  </custom>
+{BRAX_NUMERICS}
   <default>
     <joint armature="1" damping="0" limited="true" range="-100 100"/>
     <geom contype="0" conaffinity="0" condim="3" density="5" friction="1 0.5 0.5"/>
