@@ -1,12 +1,13 @@
-"""The GoalEnv contract (``tests/test_envs.py``) on the six Franka Panda arm tasks, from ONE
-compiled program.
+"""The GoalEnv contract (``tests/test_envs.py``) on the six Franka Panda arm tasks, from one
+compiled program per group of tasks.
 
 The six tasks are the reference's, each with its own model (reach has no gripper, grasp has
-fingertip bodies, the bins have walls), so the program holds six physics. Compiling MJX's Panda
-costs tens of seconds per program on these CPUs, far more than adding a physics to one program,
-so the program runs every task's reset and ``N_ARM_STEPS`` steps (``Arm.reset_inputs`` +
-``pipeline_init`` + ``make_state``, which is ``Arm.reset``, then ``Arm.step``), and all the
-contract tests read its outputs: once for every task's contract, twice more for determinism.
+fingertip bodies, the bins have walls), so a program holds one physics per task: every task's
+``Arm.reset`` and ``N_ARM_STEPS`` of ``Arm.step``. That costs about a minute of compiling per
+physics on these CPUs and about 5 s of running per task (25 physics steps per env step), so the
+default suite runs one program of one task per model structure (``DEFAULT_PROGRAM``) and the
+two ``_hard`` tasks share a program under ``-m slow``. Each program runs once: the determinism
+test reads two more sets of resets (the same keys again, other keys) that it only resets.
 """
 
 import functools
@@ -30,7 +31,13 @@ from goalax import envs
 from goalax.envs import arm
 
 VARIANTS = tuple(name for name in envs.names() if name.startswith("arm_"))
+#: The default suite's program: one task of each model structure (``_hard`` differs from its
+#: ``_easy`` in numbers only: regions, bin size, draws). The other two share a program under slow.
+DEFAULT_PROGRAM = ("arm_binpick_easy", "arm_grasp", "arm_push_easy", "arm_reach")
+PROGRAMS = {"default": DEFAULT_PROGRAM, "slow": tuple(sorted(set(VARIANTS) - set(DEFAULT_PROGRAM)))}
 N_ARM_STEPS = 20
+#: Key seeds of the program's reset sets: the one stepped, the same again, another.
+SEEDS = (0, 0, 7)
 
 
 def arm_actions(env) -> jax.Array:
@@ -38,23 +45,17 @@ def arm_actions(env) -> jax.Array:
     return random_actions(jax.random.PRNGKey(1), env)[:N_ARM_STEPS]
 
 
-def first_states(env, keys):
-    """``(first states [N_ENVS], chain goals [N_RESETS])`` of ``Arm.reset``'s parts: only the
-    first ``N_ENVS`` resets run the physics, the chain's only report their goals."""
-    q, qd, goals = jax.vmap(env.reset_inputs)(keys)
-    data = jax.vmap(env.pipeline_init)(q[:N_ENVS], qd[:N_ENVS])
-    first = jax.vmap(lambda d, g: env.make_state(d, g, {"goal": g}))(data, goals[:N_ENVS])
-    return first, goals[N_ENVS:]
-
-
 def shared_program(arms):
-    """Compiled ``(keys [V, N_ENVS + N_RESETS], actions: per task [T, N_ENVS, A])`` to
-    per-task lists of ``(first states, step outputs, chain goals)``."""
+    """Compiled ``(keys [len(SEEDS), N_ENVS + N_RESETS], actions: per task [T, N_ENVS, A])`` to
+    per-task ``(first states [len(SEEDS), N_ENVS], step outputs of set 0, chain goals
+    [len(SEEDS), N_RESETS])``: every set is reset, set 0 alone is stepped."""
 
     def program(keys, actions):
         out = ([], [], [])
-        for i, env in enumerate(arms):
-            first, chain = first_states(env, keys[i])
+        for env, task_actions in zip(arms, actions, strict=True):
+            envs_keys, chain_keys = keys[:, :N_ENVS], keys[:, N_ENVS:]
+            first = jax.vmap(jax.vmap(env.reset))(envs_keys)
+            chain = jax.vmap(jax.vmap(lambda k, env=env: env.reset_inputs(k)[2]))(chain_keys)
 
             def step(state, action, env=env):
                 state = jax.vmap(env.step)(state, action)
@@ -67,40 +68,54 @@ def shared_program(arms):
                     "lowest_z": jnp.full(state.reward.shape, jnp.inf),  # never tested: no floor
                 }
 
-            _, outputs = jax.lax.scan(step, first, actions[i])
+            _, outputs = jax.lax.scan(step, jax.tree.map(lambda x: x[0], first), task_actions)
             for part, value in zip(out, (first, outputs, chain), strict=True):
                 part.append(value)
         return out
 
-    keys = jnp.stack([reset_keys(0)] * len(arms))
+    keys = jnp.stack([reset_keys(seed) for seed in SEEDS])
     actions = [arm_actions(env) for env in arms]
-    return jax.jit(program).lower(keys, actions).compile(compiler_options=SMOKE_COMPILER_OPTIONS)
+    compiled = (
+        jax.jit(program).lower(keys, actions).compile(compiler_options=SMOKE_COMPILER_OPTIONS)
+    )
+    return jax.block_until_ready(compiled(keys, actions))
+
+
+def program_of(name: str) -> str:
+    return next(program for program, names in PROGRAMS.items() if name in names)
 
 
 @pytest.fixture(scope="module")
-def arm_run():
-    """The tasks, ``run(seed)`` (every task's rollout from ``reset_keys(seed)`` and the same
-    actions) and the outputs of ``run(0)``, which every task's contract tests read."""
-    arms = [envs.make(name) for name in VARIANTS]
-    program = shared_program(arms)
-    actions = [arm_actions(env) for env in arms]
+def arm_runs():
+    """``run(program) -> (tasks, outputs)``: each program compiled and run once, when first read
+    (every task's contract tests read its program's outputs)."""
 
-    def run(seed: int):
-        return jax.block_until_ready(program(jnp.stack([reset_keys(seed)] * len(arms)), actions))
+    @functools.cache
+    def run(program: str):
+        arms = [envs.make(name) for name in PROGRAMS[program]]
+        return arms, shared_program(arms)
 
-    return arms, run, run(0)
+    return run
 
 
-@pytest.fixture(scope="module", params=VARIANTS)
-def task(request, arm_run):
-    arms, _, (first, outputs, chains) = arm_run
-    index = VARIANTS.index(request.param)
+def _marks(program: str) -> list:
+    return [pytest.mark.slow] if program == "slow" else []
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(name, marks=_marks(program_of(name))) for name in VARIANTS],
+)
+def task(request, arm_runs):
+    program = program_of(request.param)
+    arms, (first, outputs, chains) = arm_runs(program)
+    index = PROGRAMS[program].index(request.param)
     return {
         "name": request.param,
         "env": arms[index],
-        "first": first[index],
+        "first": jax.tree.map(lambda x: x[0], first[index]),
         "outputs": outputs[index],
-        "chain_goals": chains[index],
+        "chain_goals": chains[index][0],
     }
 
 
@@ -133,34 +148,18 @@ def test_observation_ends_with_goal_and_metrics_agree(task):
     np.testing.assert_array_equal(out["reward"], metrics["success"])
 
 
-def test_reset_is_deterministic_given_key(arm_run):
+@pytest.mark.parametrize(
+    "program", [pytest.param(program, marks=_marks(program)) for program in PROGRAMS]
+)
+def test_reset_is_deterministic_given_key(program, arm_runs):
     """Every task: the same keys give the same first states and reset chain, other keys other
-    goals (two more runs of the shared program in all)."""
-    _, run, (first, _, chains) = arm_run
-    (again, _, chains_again), (other, _, _) = run(0), run(7)
-    for i, name in enumerate(VARIANTS):
-        np.testing.assert_array_equal(again[i].obs, first[i].obs, err_msg=name)
-        np.testing.assert_array_equal(chains_again[i], chains[i], err_msg=name)
-        assert not np.array_equal(other[i].info["goal"], first[i].info["goal"]), name
-
-
-def test_shared_program_is_what_reset_composes(arm_run):
-    """``Arm.reset`` of every task gives a state of the same structure, shapes and dtypes as the
-    program's first states (traced only, nothing compiled)."""
-
-    def first_of_one(env, key):
-        return jax.tree.map(lambda x: x[0], first_states(env, key[None])[0])
-
-    for env in arm_run[0]:
-        key = jax.random.PRNGKey(0)
-        reset = jax.eval_shape(env.reset, key)
-        composed = jax.eval_shape(functools.partial(first_of_one, env), key)
-        assert jax.tree.structure(reset) == jax.tree.structure(composed)
-        # Leaves only: MJX's Contact carries static index arrays that do not compare as bools.
-        assert [(x.shape, x.dtype) for x in jax.tree.leaves(reset)] == [
-            (x.shape, x.dtype) for x in jax.tree.leaves(composed)
-        ]
-    assert len(VARIANTS) == 6
+    goals (the program's second and third reset sets)."""
+    _, (first, _, chains) = arm_runs(program)
+    for i, name in enumerate(PROGRAMS[program]):
+        np.testing.assert_array_equal(first[i].obs[1], first[i].obs[0], err_msg=name)
+        np.testing.assert_array_equal(chains[i][1], chains[i][0], err_msg=name)
+        assert not np.array_equal(first[i].info["goal"][2], first[i].info["goal"][0]), name
+    assert sorted(sum(PROGRAMS.values(), ())) == sorted(VARIANTS) and len(VARIANTS) == 6
 
 
 def test_grasp_success_is_the_references_two_rules():
