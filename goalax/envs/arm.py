@@ -8,7 +8,7 @@ one. Per task (``TASKS``):
 - ``arm_reach``: no gripper; end effector to a point uniform in ``[-0.2, 0.2] x [0.3, 0.7] x
   [0.1, 0.5]``. state_obs ``[13]``: arm ``q [7]`` (0-6), end effector (link 7's frame) position
   (7-9, the goal part) and velocity (10-12).
-- ``arm_grasp``: cube uniform within 0.3 of ``(0, 0.6)``; both fingertips 3.75 cm either side of the
+- ``arm_grasp``: cube at ``(0, 0.6)`` ± 0.3 in x and y; both fingertips 3.75 cm either side of the
   cube (along x) with the fingertips 7.5 cm apart. state_obs ``[24]``: cube ``x, y, z`` (0-2), arm
   ``q`` (3-9), end effector position and velocity (10-15), left and right fingertip positions
   (16-21) and their distance (22), gripper force (23). Goal ``[7]``: entries 16-22. The goal
@@ -25,7 +25,7 @@ one. Per task (``TASKS``):
 Action in [-1, 1]: targets of joints 1, 2, 4 and 6 mapped linearly onto the reference's ranges
 (joints 3 and 5 held at 0, joint 7 at 1.4487) and, but for reach, the gripper (closed when
 positive, open otherwise). Every reset starts the arm at the same pose with the fingers open
-(the grasp task's fingers as the reference's reset leaves them: see ``HOME``). The physics model
+(the grasp task's as the reference's reset leaves them: ``HOME_FINGERS``). The physics model
 has no meshes; ``render_model`` adds the Franka meshes of ``gymnasium-robotics`` for pictures.
 """
 
@@ -125,15 +125,14 @@ def grasp_goal(cube: jax.Array) -> jax.Array:
 def grasp_metrics(achieved: jax.Array, goal: jax.Array) -> dict[str, jax.Array]:
     """The reference's grasp success for ``[..., 7]`` fingertip states and goals: the
     fingertips' midpoint near the goal's (the cube) and their distance near the goal's."""
-
-    def rule(limits):
-        midpoint, gap = limits
-        return ((off < midpoint) & (gap_error < gap)).astype(jnp.float32)
-
-    off = jnp.linalg.norm(
-        (achieved[..., 0:3] + achieved[..., 3:6] - goal[..., 0:3] - goal[..., 3:6]) / 2, axis=-1
-    )
+    midpoint = (achieved[..., 0:3] + achieved[..., 3:6]) / 2
+    target = (goal[..., 0:3] + goal[..., 3:6]) / 2
+    off = jnp.linalg.norm(midpoint - target, axis=-1)
     gap_error = jnp.abs(achieved[..., 6] - goal[..., 6])
+
+    def rule(limits: tuple[float, float]) -> jax.Array:
+        return ((off < limits[0]) & (gap_error < limits[1])).astype(jnp.float32)
+
     return {
         "dist": jnp.linalg.norm(achieved - goal, axis=-1),
         "success": rule(GRASP_SUCCESS),
@@ -173,9 +172,10 @@ class Arm(GoalPipelineEnv):
         self._has_cube = variant != "reach"
         # Body indices into brax's link arrays (``x``, ``xd``: the world body left out).
         self._eef = model.body("link7").id - 1
+        # The fingers' positions the observation reads: grasp's fingertips, the others' fingers.
         fingers = ("left_fingertip", "right_fingertip") if variant == "grasp" else ()
-        fingers = fingers or ("left_finger", "right_finger")
-        self._fingers = tuple(model.body(f).id - 1 for f in fingers) if self._has_cube else ()
+        fingers = () if variant == "reach" else fingers or ("left_finger", "right_finger")
+        self._fingers = tuple(model.body(name).id - 1 for name in fingers)
         marker = model.joint(model.body("goal_marker").jntadr[0])
         self._marker_q = int(marker.qposadr[0])
         self._arm_q = int(model.joint("joint1").qposadr[0])
