@@ -11,7 +11,7 @@ SCRIPT = os.path.join(os.path.dirname(__file__), "scripts", "multi_device.py")
 
 
 def test_four_devices_match_one_device(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = dict(os.environ)  # with the suite's XLA_FLAGS (tests/conftest.py)
     proc = subprocess.run(
         [sys.executable, SCRIPT, str(tmp_path)], capture_output=True, text=True, env=env
     )

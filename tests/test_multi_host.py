@@ -17,7 +17,7 @@ def free_port() -> int:
 
 def test_two_processes_train_one_model(tmp_path):
     port, run_dir = str(free_port()), str(tmp_path / "run")
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = dict(os.environ)  # with the suite's XLA_FLAGS (tests/conftest.py)
     procs = [
         subprocess.Popen(
             [sys.executable, SCRIPT, str(i), port, run_dir, str(tmp_path / f"p{i}.json")],
