@@ -9,15 +9,21 @@ broken update stays near its untrained level and fails the margin.
 
 import dataclasses
 import functools
+import json
+import os
+import subprocess
+import sys
 
 import jax
 import pytest
+from conftest import LOW_OPTIMISATION
 
 import goalax
 from goalax.agents import crl, ppo, sac, td3
 from goalax.config import RunConfig, TrainConfig
 from goalax.evaluate import evaluate_episodes
 
+SCRIPT = os.path.join(os.path.dirname(__file__), "scripts", "learning_runs.py")
 #: How far above max(uniform-random, untrained) the final success must be.
 MARGIN = 0.25
 
@@ -39,15 +45,15 @@ def point_random_success() -> float:
     return uniform_random_success(goalax.envs.make("point"), 50)
 
 
-def check_learns(result, label: str, random_level: float, margin: float = MARGIN) -> None:
-    curve = [(row["env_steps"], round(row["eval/success"], 3)) for row in result.metrics]
-    untrained, final = result.metrics[0]["eval/success"], result.metrics[-1]["eval/success"]
+def check_learns(rows: list[dict], label: str, random_level: float, margin: float = MARGIN) -> None:
+    curve = [(row["env_steps"], round(row["eval/success"], 3)) for row in rows]
+    untrained, final = rows[0]["eval/success"], rows[-1]["eval/success"]
     print(
         f"\n{label}: untrained {untrained:.3f}, uniform-random {random_level:.3f}, "
         f"final {final:.3f}; curve {curve}"
     )
     assert final >= max(untrained, random_level) + margin
-    assert result.metrics[-1]["eval/dist"] < result.metrics[0]["eval/dist"]
+    assert rows[-1]["eval/dist"] < rows[0]["eval/dist"]
 
 
 #: Small point runs: 50-step episodes, short unrolls, small networks.
@@ -64,47 +70,84 @@ POINT = RunConfig(
 )
 
 
-def point_run(tmp_path, total_env_steps: int, **overrides) -> RunConfig:
+def point_run(run_dir: str, total_env_steps: int, **overrides) -> RunConfig:
     return dataclasses.replace(
-        POINT,
-        total_env_steps=total_env_steps,
-        eval_every=total_env_steps // 4,
-        run_dir=str(tmp_path / "run"),
+        POINT, total_env_steps=total_env_steps, eval_every=total_env_steps // 4, run_dir=run_dir,
         **overrides,
-    )
+    )  # fmt: skip
 
 
-def test_crl_learns_point(tmp_path):
+def crl_point(run_dir: str) -> TrainConfig:
     """Measured: 0.00 -> 0.68 at 12k env steps (6 s on 2 cores)."""
-    run = point_run(tmp_path, 12_000, num_envs=16, prefill_steps=100)
-    result = goalax.train(TrainConfig(run=run, agent=crl.CRLConfig(width=64, actor_width=64)))
-    check_learns(result, "point CRL", point_random_success())
+    run = point_run(run_dir, 12_000, num_envs=16, prefill_steps=100)
+    return TrainConfig(run=run, agent=crl.CRLConfig(width=64, actor_width=64))
 
 
-def test_sac_her_learns_point(tmp_path):
+def sac_her_point(run_dir: str) -> TrainConfig:
     """Measured: 0.00 -> 0.42 (seed 0), 0.47 (seed 1), 0.62 (seed 2) at 16k env steps (8 s)."""
-    run = point_run(tmp_path, 16_000, utd_ratio=0.25)
+    run = point_run(run_dir, 16_000, utd_ratio=0.25)
     agent = sac.SACConfig(her=True, width=64, actor_width=64)
-    result = goalax.train(TrainConfig(run=run, agent=agent, agent_name="sac"))
-    check_learns(result, "point SAC+HER", point_random_success(), margin=0.2)
-    assert result.metrics[-1]["train/relabelled_fraction"] == pytest.approx(0.8, abs=0.05)
+    return TrainConfig(run=run, agent=agent, agent_name="sac")
 
 
-def test_td3_her_learns_point(tmp_path):
-    """Measured: 0.09 -> 0.73 (seed 0) and 0.02 -> 0.85 (seed 1) at 24k env steps (11 s)."""
-    run = point_run(tmp_path, 24_000, utd_ratio=0.5)
+def td3_her_point(run_dir: str) -> TrainConfig:
+    """Measured: 0.09 -> 0.73 (seed 0) and 0.02 -> 0.85 (seed 1) at 24k env steps (11 s); at 16k,
+    seed 1 stayed at 0.09."""
+    run = point_run(run_dir, 24_000, utd_ratio=0.5)
     agent = td3.TD3Config(her=True, width=64, actor_width=64, exploration_noise=0.2)
-    result = goalax.train(TrainConfig(run=run, agent=agent, agent_name="td3"))
-    check_learns(result, "point TD3+HER", point_random_success())
+    return TrainConfig(run=run, agent=agent, agent_name="td3")
 
 
-def test_ppo_learns_point(tmp_path):
+def ppo_point(run_dir: str) -> TrainConfig:
     """Dense reward (on-policy PPO gets no relabelling); measured 0.00 -> 0.95 at 100k env
     steps (5 s)."""
-    run = point_run(tmp_path, 100_000, dense_reward=True)
+    run = point_run(run_dir, 100_000, dense_reward=True)
     agent = ppo.PPOConfig(width=64, actor_width=64, num_minibatches=4, learning_rate=1e-3)
-    result = goalax.train(TrainConfig(run=run, agent=agent, agent_name="ppo"))
-    check_learns(result, "point PPO", point_random_success())
+    return TrainConfig(run=run, agent=agent, agent_name="ppo")
+
+
+#: The default suite's learning runs, by test name; tests/scripts/learning_runs.py trains them.
+POINT_RUNS = {
+    "test_crl_learns_point": crl_point,
+    "test_sac_her_learns_point": sac_her_point,
+    "test_td3_her_learns_point": td3_her_point,
+    "test_ppo_learns_point": ppo_point,
+}
+
+
+@pytest.fixture(scope="module")
+def point_rows(request, tmp_path_factory) -> dict[str, list[dict]]:
+    """The selected point runs' metric rows, trained in one fresh process at XLA's default
+    optimisation: the suite compiles at low optimisation (tests/conftest.py), which slows these
+    update-bound runs more than it saves compiling them (whole file: ~35 s less this way)."""
+    wanted = [item.name for item in request.session.items if item.name in POINT_RUNS]
+    out = tmp_path_factory.mktemp("learning")
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = env.get("XLA_FLAGS", "").replace(LOW_OPTIMISATION, "").strip()
+    done = subprocess.run(
+        [sys.executable, SCRIPT, str(out), *wanted], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(out / "rows.json") as f:
+        return json.load(f)
+
+
+def test_crl_learns_point(point_rows):
+    check_learns(point_rows["test_crl_learns_point"], "point CRL", point_random_success())
+
+
+def test_sac_her_learns_point(point_rows):
+    rows = point_rows["test_sac_her_learns_point"]
+    check_learns(rows, "point SAC+HER", point_random_success(), margin=0.2)
+    assert rows[-1]["train/relabelled_fraction"] == pytest.approx(0.8, abs=0.05)
+
+
+def test_td3_her_learns_point(point_rows):
+    check_learns(point_rows["test_td3_her_learns_point"], "point TD3+HER", point_random_success())
+
+
+def test_ppo_learns_point(point_rows):
+    check_learns(point_rows["test_ppo_learns_point"], "point PPO", point_random_success())
 
 
 @pytest.mark.slow
@@ -124,7 +167,8 @@ def test_crl_learns_reacher(tmp_path):
         quiet=True,
     )
     result = goalax.train(TrainConfig(run=run))
-    check_learns(result, "reacher CRL", uniform_random_success(goalax.envs.make("reacher"), 50))
+    random_level = uniform_random_success(goalax.envs.make("reacher"), 50)
+    check_learns(result.metrics, "reacher CRL", random_level)
 
 
 @pytest.mark.slow

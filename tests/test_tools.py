@@ -249,8 +249,7 @@ def test_png_snapshot_of_a_maze_is_not_blank(tmp_path):
 
 
 def test_snapshot_camera_choice(tmp_path):
-    """--camera reaches the snapshot: the ant's free overview differs from its tracking camera,
-    and an unknown camera name is refused with the model's camera names."""
+    """--camera reaches the snapshot: the ant's free overview differs from its tracking camera."""
     size = ("--env", "ant", "--width", "48", "--height", "48")
     images = {}
     for camera in ("default", "free"):
@@ -260,9 +259,15 @@ def test_snapshot_camera_choice(tmp_path):
         assert done.returncode == 0, done.stderr[-2000:]
         images[camera] = imageio.imread(out)[..., :3].astype(int)
     assert np.abs(images["default"] - images["free"]).mean() > 5
-    done = render_in_fresh_process(*size, "--out", str(tmp_path / "x.png"), "--camera", "nope")
-    assert done.returncode == 2 and "--camera nope: the model has track" in done.stderr
-    assert not (tmp_path / "x.png").exists()
+
+
+def test_an_unknown_camera_is_refused_before_anything_is_drawn(tmp_path, monkeypatch, capsys):
+    """In-process: the name is checked against the model before a renderer (or OpenGL) exists."""
+    monkeypatch.setenv("MUJOCO_GL", "egl")  # render sets it process-wide
+    out = tmp_path / "x.png"
+    code = main(["render", "--env", "ant", "--out", str(out), "--camera", "nope"])
+    assert code == 2 and "--camera nope: the model has track" in capsys.readouterr().err
+    assert not out.exists()
 
 
 # --- plot --------------------------------------------------------------------------------------

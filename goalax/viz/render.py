@@ -301,8 +301,8 @@ def snapshot(
     None (the task's tracking camera)."""
     import imageio.v2 as imageio
 
+    view = make_view(env, width, height, camera)  # a bad --camera fails before any compile
     state = jax.tree.map(lambda x: np.asarray(x)[None], jax.jit(env.reset)(key))
-    view = make_view(env, width, height, camera)
     try:
         image = next(iter(view.episode(state)))
     finally:
