@@ -33,6 +33,8 @@ import numpy as np  # noqa: E402
 from brax.envs.base import PipelineEnv  # noqa: E402
 from brax.io import mjcf  # noqa: E402
 
+from goalax.files import replace_json  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(ROOT, "tests", "data", "reference_facts.json")
 
@@ -124,10 +126,7 @@ def main() -> None:
             for pkg in ("jax", "jaxlib", "brax", "mujoco", "mujoco-mjx")
         },
     }
-    with open(FIXTURE + ".tmp", "w") as f:
-        json.dump(fixture, f)
-        f.write("\n")
-    os.replace(FIXTURE + ".tmp", FIXTURE)
+    replace_json(FIXTURE, fixture)
 
 
 if __name__ == "__main__":

@@ -52,15 +52,17 @@ MJX_TASKS = ("ant_push", "cheetah", "arm_reach", "arm_grasp", "arm_push_easy", "
 MJX_TASKS += ("arm_binpick_easy", "arm_binpick_hard")
 
 
-def load_facts_module():
-    path = os.path.join(ROOT, "goalax", "envs", "facts.py")
-    spec = importlib.util.spec_from_file_location("goalax_facts", path)
+def load_goalax_module(relative: str):
+    """A standard-library-only goalax file, loaded by path: goalax is not installed here."""
+    path = os.path.join(ROOT, "goalax", *relative.split("/"))
+    spec = importlib.util.spec_from_file_location("goalax_" + relative.replace("/", "_"), path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-facts = load_facts_module()
+facts = load_goalax_module("envs/facts.py")
+files = load_goalax_module("files.py")
 
 
 def _floats(x) -> list | float:
@@ -336,10 +338,7 @@ def write(path: str, tasks: dict, behaviour: dict) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fixture = {"header": header(sys.argv[1:]), "behaviour": behaviour}
     fixture["tasks"] = dict(sorted(tasks.items()))
-    with open(path + ".tmp", "w") as f:
-        json.dump(fixture, f)
-        f.write("\n")
-    os.replace(path + ".tmp", path)
+    files.replace_json(path, fixture)
 
 
 if __name__ == "__main__":

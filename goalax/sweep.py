@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
-import json
 import os
 import types
 import typing
@@ -20,6 +19,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from goalax.config import ConfigError, TrainConfig, to_dict
+from goalax.files import replace_json
 
 USAGE = (
     "usage: goalax sweep AGENT --grid FIELD=V1,V2 [--grid FIELD=...] [--grid-file sweep.toml] "
@@ -214,10 +214,7 @@ def default_out(base: TrainConfig) -> str:
 
 
 def _write_manifest(out: str, manifest: dict) -> None:
-    tmp = os.path.join(out, "sweep.json.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2)
-    os.replace(tmp, os.path.join(out, "sweep.json"))
+    replace_json(os.path.join(out, "sweep.json"), manifest, indent=2)
 
 
 def run_sweep(

@@ -16,6 +16,8 @@ import struct
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from goalax.files import replace_text
+
 
 def _clean(value: Any) -> Any:
     """JSON-safe scalar: numpy/jax scalars become Python numbers; NaN becomes null."""
@@ -253,22 +255,6 @@ def _scan_csv(path: str, columns: Sequence[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def _replace(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a durable temporary file: a crash leaves the old file
-    or the new one, never neither."""
-    folder, name = os.path.split(path)
-    temporary = os.path.join(folder, f".{name}.rewrite")
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
 def _torn_warning(torn: list[int], recovered: int) -> str | None:
     parts = []
     if len(torn) == 1:
@@ -308,7 +294,7 @@ def rewrite_metrics(run_dir: str, columns: Sequence[str], last_step: int) -> str
         key=lambda r: (r["env_steps"], r.get("seed") or 0),
     )
     if os.path.exists(jsonl_path) or os.path.exists(csv_path):
-        _replace(
+        replace_text(
             jsonl_path,
             "".join(json.dumps({k: _clean(v) for k, v in r.items()}) + "\n" for r in kept),
         )
@@ -317,5 +303,5 @@ def rewrite_metrics(run_dir: str, columns: Sequence[str], last_step: int) -> str
         writer.writeheader()
         for row in kept:
             writer.writerow({k: ("" if v is None else _clean(v)) for k, v in row.items()})
-        _replace(csv_path, table.getvalue())
+        replace_text(csv_path, table.getvalue())
     return _torn_warning(torn, sum(r["env_steps"] <= last_step for r in extra))

@@ -33,6 +33,7 @@ from goalax.config import (
 )
 from goalax.errors import NoSpaceLeft
 from goalax.evaluate import METRICS
+from goalax.files import replace_json
 from goalax.training import checkpoint, distributed, lock, preflight, stops
 from goalax.training.logging import (
     MetricsLogger,
@@ -211,12 +212,8 @@ def train(config: TrainConfig) -> TrainResult:
 def _write_config(config: TrainConfig, run_dir: str) -> None:
     """config.json: the resolved config, with the run dir filled in, enough to rerun."""
     run = dataclasses.replace(config.run, run_dir=run_dir, resume=None)
-    path = os.path.join(run_dir, "config.json")
-    with open(path + ".rewrite", "w") as f:  # replaced whole: a crash never leaves half a file
-        json.dump(to_dict(dataclasses.replace(config, run=run)), f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(path + ".rewrite", path)
+    config_dict = to_dict(dataclasses.replace(config, run=run))
+    replace_json(os.path.join(run_dir, "config.json"), config_dict, indent=2)
 
 
 def check_traces(program: Program) -> None:
