@@ -9,7 +9,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 #: subprocesses (which inherit ``XLA_FLAGS``), compiles at low optimisation. Most tests are
 #: compile-bound. Whole suite, clean clone, idle 2 cores, cold cache: pytest 457 s (752 CPU-s)
 #: with both flags, 594 s (1,025 CPU-s) with LLVM's expensive passes off alone, though the
-#: learning tests alone run faster at full optimisation (58 s vs 78 s). ``GOALAX_TEST_FULL_XLA=1``
+#: learning tests alone run faster at full optimisation (58 s vs 78 s), so tests/test_learning.py
+#: trains its point runs in a subprocess without these flags. ``GOALAX_TEST_FULL_XLA=1``
 #: keeps XLA's defaults (what users run).
 LOW_OPTIMISATION = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 if not os.environ.get("GOALAX_TEST_FULL_XLA"):
