@@ -209,10 +209,13 @@ def test_resume_of_a_finished_run_says_there_is_nothing_to_train(runs, tmp_path,
     assert rows(run_dir) == before and checkpoints(run_dir) == saved
 
 
-# point's kill -9 is also slow here: the default suite has test_reliability.py's on point
-@pytest.mark.parametrize(
-    "runs", [pytest.param(POINT, id="point", marks=pytest.mark.slow)] + MUJOCO_TASKS, indirect=True
-)
+#: point's kill -9 and damaged checkpoint are slow here too: the default suite has
+#: tests/test_reliability.py's on point (kill -9 and resume; load, eval and resume past a damaged
+#: newest checkpoint, each with its one warning line).
+POINT_SLOW = [pytest.param(POINT, id="point", marks=pytest.mark.slow)] + MUJOCO_TASKS
+
+
+@pytest.mark.parametrize("runs", POINT_SLOW, indirect=True)
 def test_kill_9_during_training_then_resume_equals_an_uninterrupted_run(runs, tmp_path):
     """kill -9 of ``goalax train`` once a checkpoint exists; ``--resume`` continues from the
     last checkpoint, and rows and params equal those of a run trained without a stop."""
@@ -241,6 +244,7 @@ def test_kill_9_during_training_then_resume_equals_an_uninterrupted_run(runs, tm
     params_equal(goalax.load(run_dir).params, goalax.load(uninterrupted).params)
 
 
+@pytest.mark.parametrize("runs", POINT_SLOW, indirect=True)
 def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(runs, tmp_path, capfd):
     """Truncated files in the newest checkpoint: ``goalax.load``, ``goalax eval`` and
     ``--resume`` each say so in one warning line and use the previous checkpoint; the resumed
