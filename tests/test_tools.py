@@ -273,11 +273,11 @@ def test_an_unknown_camera_is_refused_before_anything_is_drawn(tmp_path, monkeyp
 # --- plot --------------------------------------------------------------------------------------
 
 
-def _fake_run_dir(root, name, energy, finals):
+def _fake_run_dir(root, name, energy, finals, env="point"):
     """A run directory with one seed per value in ``finals`` (eval/success at steps 0, 100)."""
     path = root / name
     path.mkdir(parents=True)
-    config = {"run": {"env": "point", "seed": 0, "run_dir": str(path)}, "agent": {"energy": energy}}
+    config = {"run": {"env": env, "seed": 0, "run_dir": str(path)}, "agent": {"energy": energy}}
     (path / "config.json").write_text(json.dumps({**config, "agent_name": "crl"}))
     rows = [
         {"env_steps": step, "seed": seed, "eval/success": value if step else 0.0}
@@ -301,6 +301,21 @@ def test_plot_two_runs_png_and_final_table(tmp_path, capsys):
     # Without --group-by, runs whose configs differ (apart from seed) are separate groups too.
     summaries = plots.summarise_runs([str(tmp_path / "runs")], "eval/success")
     assert sorted(s.label for s in summaries) == ["energy=dot", "energy=l2"]
+
+
+def test_runs_of_different_tasks_are_not_pooled_as_seeds(tmp_path):
+    """README's ``goalax plot runs/ --group-by agent_name`` over a reacher and a U-maze run: one
+    curve per task, not one curve mixing both tasks' evaluations as seeds."""
+    _fake_run_dir(tmp_path / "runs", "a", "l2", [0.2, 0.4], env="reacher")
+    _fake_run_dir(tmp_path / "runs", "b", "l2", [1.0], env="simple_u_maze")
+    _fake_run_dir(tmp_path / "runs", "c", "l2", [0.6], env="reacher")
+    summaries = plots.summarise_runs([str(tmp_path / "runs")], "eval/success", ["agent_name"])
+    by_label = {s.label: s for s in summaries}
+    assert sorted(by_label) == ["agent_name=crl, env=reacher", "agent_name=crl, env=simple_u_maze"]
+    assert by_label["agent_name=crl, env=reacher"].num_seeds == 3
+    assert by_label["agent_name=crl, env=reacher"].final_mean == pytest.approx(0.4)
+    one_task = plots.summarise_runs([str(tmp_path / "runs" / "a")], "eval/success", ["energy"])
+    assert [s.label for s in one_task] == ["energy=l2"]  # one task: the label stays short
 
 
 def test_bootstrap_ci_contains_the_mean_and_shrinks_with_more_seeds():

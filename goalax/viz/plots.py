@@ -19,6 +19,7 @@ from goalax.errors import ConfigError
 
 #: Config fields that do not make two runs different experiments.
 IGNORED_FIELDS = frozenset({"seed", "num_seeds", "run_dir", "quiet", "resume"})
+ENV_FIELD = "run.env"
 
 
 @dataclass(frozen=True)
@@ -113,9 +114,14 @@ def _resolve_field(name: str, runs: Sequence[RunData]) -> str:
 
 
 def group_runs(runs: Sequence[RunData], group_by: Sequence[str] = ()) -> dict[str, list[RunData]]:
-    """``{label: runs}``; labels read ``field=value, ...`` (the fields that tell groups apart)."""
+    """``{label: runs}``; labels read ``field=value, ...`` (the fields that tell groups apart).
+
+    Runs of different tasks are never pooled as seeds of one curve: when they span several tasks,
+    ``--group-by`` fields get the task added (``agent_name=crl, env=reacher``)."""
     if group_by:
         fields = [_resolve_field(name, runs) for name in group_by]
+        if ENV_FIELD not in fields and len({run.config.get(ENV_FIELD) for run in runs}) > 1:
+            fields.append(ENV_FIELD)
     else:
         keys = sorted({k for run in runs for k in run.config})
         fields = [
