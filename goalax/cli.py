@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import os
 import sys
 from dataclasses import field
 from typing import Annotated
 
 from goalax import agents
-from goalax.errors import GoalaxBug, NoSpaceLeft
+from goalax.errors import GoalaxBug, NoSpaceLeft, closest
 from goalax.training import stops
 
 AGENTS = tuple(agents.names())
@@ -26,11 +25,6 @@ COMMANDS = ("train", "envs", "bench", "eval", "render", "plot", "sweep")
 def _fail(message: str) -> int:
     print(f"goalax: error: {message}", file=sys.stderr)
     return 2
-
-
-def _closest(name: str, options: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
-    return ", ".join(close or options)
 
 
 def _quiet_dependency_noise() -> None:
@@ -160,7 +154,7 @@ def train_main(argv: list[str]) -> int:
         return _fail(f"name an agent: goalax train {{{','.join(AGENTS)}}} [flags]")
     agent_name, rest = argv[0], argv[1:]
     if agent_name not in AGENTS:
-        return _fail(f"unknown agent '{agent_name}'; closest: {_closest(agent_name, AGENTS)}")
+        return _fail(f"unknown agent '{agent_name}'; closest: {closest(agent_name, AGENTS)}")
     from goalax.config import ConfigError, TrainConfig
     from goalax.training.run import TrainingDiverged, summarise, train
 
@@ -267,7 +261,7 @@ def bench_main(argv: list[str]) -> int:
 
     agent_name = _flag_value(argv, "--agent") or "crl"
     if agent_name not in AGENTS:
-        return _fail(f"unknown agent '{agent_name}'; closest: {_closest(agent_name, AGENTS)}")
+        return _fail(f"unknown agent '{agent_name}'; closest: {closest(agent_name, AGENTS)}")
     try:
         cmd = parse_flags(bench_command(agent_name), _without_flag(argv, "--agent"), "goalax bench")
     except FlagError as err:
@@ -348,7 +342,7 @@ def sweep_main(argv: list[str]) -> int:
         return 0 if argv else 2
     agent_name = argv[0]
     if agent_name not in AGENTS:
-        return _fail(f"unknown agent '{agent_name}'; closest: {_closest(agent_name, AGENTS)}")
+        return _fail(f"unknown agent '{agent_name}'; closest: {closest(agent_name, AGENTS)}")
     try:
         grid_args, train_flags = sweep.split_flags(argv[1:])
         if any(a in ("-h", "--help") for a in train_flags):
@@ -395,7 +389,7 @@ def _run(command: str, rest: list[str]) -> int:
     handlers = {"train": train_main, "envs": envs_main, "bench": bench_main}
     handlers.update(eval=eval_main, render=render_main, plot=plot_main, sweep=sweep_main)
     if command not in handlers:
-        return _fail(f"unknown command '{command}'; closest: {_closest(command, COMMANDS)}")
+        return _fail(f"unknown command '{command}'; closest: {closest(command, COMMANDS)}")
     try:
         return handlers[command](rest)
     except KeyboardInterrupt:  # a second Ctrl-C during training, or one in another command

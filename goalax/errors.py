@@ -6,7 +6,17 @@ configuration (``goalax.config`` re-exports it for the CLI and the training code
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "GoalaxBug", "NoSpaceLeft"]
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["ConfigError", "GoalaxBug", "NoSpaceLeft", "closest"]
+
+
+def closest(name: str, options: Iterable[str]) -> str:
+    """The up to three ``options`` nearest to a mistyped ``name`` (all of them when none is
+    near), comma-separated: the one "did you mean" of every unknown-name message."""
+    options = sorted(options)
+    return ", ".join(difflib.get_close_matches(name, options, n=3) or options)
 
 
 class ConfigError(ValueError):

@@ -9,7 +9,6 @@ field's type (bool, int, float, str, ``Literal`` choices, ``None`` for optional 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import itertools
 import os
 import types
@@ -19,6 +18,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from goalax.config import ConfigError, TrainConfig, to_dict
+from goalax.errors import closest
 from goalax.files import replace_json
 
 USAGE = (
@@ -163,11 +163,9 @@ def resolve_grid(raw: dict[str, list[str]], base: TrainConfig) -> list[GridField
         if name not in owners or name in NOT_SWEEPABLE:
             if name in NOT_SWEEPABLE:
                 raise ConfigError(f"--grid {raw_name}: set by the sweep; it cannot be swept")
-            options = sorted(n for n in owners if n not in NOT_SWEEPABLE)
-            close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
+            options = (n for n in owners if n not in NOT_SWEEPABLE)
             raise ConfigError(
-                f"unknown grid field '{raw_name}'; closest config fields: "
-                f"{', '.join(close or options)}"
+                f"unknown grid field '{raw_name}'; closest config fields: {closest(name, options)}"
             )
         section = owners[name]
         flag = f"--grid {name}"

@@ -35,6 +35,7 @@ from test_envs import SMOKE_COMPILER_OPTIONS
 
 from goalax import envs
 from goalax.envs import facts
+from goalax.envs.mjx_base import MjxGoalEnv
 
 FIXTURE_PATH = os.path.join(os.path.dirname(__file__), "data", "reference_facts.json")
 with open(FIXTURE_PATH) as _f:
@@ -281,19 +282,28 @@ def zeros_like_reset(env):
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
+def physics_of(env) -> tuple[object, object, int, str]:
+    """``(MuJoCo model, what the physics steps with, substeps per env step, step method)`` of a
+    task on goalax's MJX base or on a brax pipeline."""
+    if isinstance(env, MjxGoalEnv):
+        return env.mj_model, env.mj_model, env.n_substeps, "physics_step"
+    return env.sys.mj_model, env.sys, int(env._n_frames), "pipeline_step"
+
+
 def passed_controls(env) -> np.ndarray:
-    """``[len(PROBE_ACTIONS), nu]``: what ``env.step`` hands to ``pipeline_step`` for each probe
-    action (physics skipped: ``pipeline_step`` returns its input; the state is zeros shaped like a
-    reset's, since no task's action map reads the state)."""
+    """``[len(PROBE_ACTIONS), nu]``: what ``env.step`` hands to the physics step for each probe
+    action (physics skipped: the step returns its input; the state is zeros shaped like a reset's,
+    since no task's action map reads the state)."""
     zeros = zeros_like_reset(env)
+    step_method = physics_of(env)[3]
 
     def passed(state, action):
         box = []
-        env.pipeline_step = lambda pipeline_state, a: (box.append(a), pipeline_state)[1]
+        setattr(env, step_method, lambda physics, a: (box.append(a), physics)[1])
         try:
             env.step(state, action)
         finally:
-            del env.pipeline_step
+            delattr(env, step_method)
         return box[0]
 
     probes = jnp.array([[p] * env.action_size for p in facts.PROBE_ACTIONS], jnp.float32)
@@ -306,8 +316,9 @@ def goalax_static(task: str, options: tuple = ()) -> dict:
     """The static facts of goalax's ``task`` in the fixture's layout."""
     default = envs.make(task, **dict(options))
     env = make(task, **dict(options))
-    model = facts.model_facts(env.sys.mj_model)
-    physics = facts.system_facts(env.sys, env.backend)
+    mj_model, system, substeps, _ = physics_of(env)
+    model = facts.model_facts(mj_model)
+    physics = facts.system_facts(system, env.backend)
     passed = passed_controls(env)
     z_range = env.healthy_z_range if getattr(env, "termination", False) else None
     return {
@@ -319,7 +330,7 @@ def goalax_static(task: str, options: tuple = ()) -> dict:
         "backend": default.backend,
         "compared_backend": env.backend,
         "dt": float(np.float32(env.dt)),
-        "n_frames": int(env._n_frames),
+        "n_frames": substeps,
         "timestep": physics["timestep"],
         "ctrlrange": physics["ctrlrange"],
         "gear": physics["gear"],

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from typing import Any
 
 from goalax.agents.base import Agent, SampleContext
+from goalax.errors import closest
 from goalax.fields import check_finite
 
 #: name -> (module, config class name). Modules are imported on first use.
@@ -24,8 +24,7 @@ def names() -> list[str]:
 
 def _module(name: str):
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, names(), n=3, cutoff=0.5)
-        raise ValueError(f"unknown agent '{name}'; closest: {', '.join(close or names())}")
+        raise ValueError(f"unknown agent '{name}'; closest: {closest(name, names())}")
     return importlib.import_module(_REGISTRY[name][0])
 
 

@@ -31,7 +31,8 @@ from goalax.envs.ant_mjcf import (
     ball_body,
     box_geom,
 )
-from goalax.envs.base import GoalPipelineEnv, State, mjx_fast_solver
+from goalax.envs.base import State
+from goalax.envs.brax_base import GoalPipelineEnv, mjx_fast_solver
 
 #: Leg angles of the ant's rest pose (radians: hips 0, ankles +-1).
 ANT_LEGS_Q0 = (0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0)

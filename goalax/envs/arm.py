@@ -41,7 +41,8 @@ import mujoco
 import numpy as np
 
 from goalax.envs import arm_mjcf, notices
-from goalax.envs.base import GoalPipelineEnv, State
+from goalax.envs.base import State
+from goalax.envs.brax_base import GoalPipelineEnv
 from goalax.errors import ConfigError
 
 #: Where gymnasium-robotics keeps the Franka visual meshes, inside its package.

@@ -1,6 +1,6 @@
 """The GoalEnv contract every goalax task satisfies.
 
-A GoalEnv is a brax ``Env`` (``reset(key) -> State``, ``step(state, action) -> State``) whose
+A GoalEnv is a pure-function env (``reset(key) -> State``, ``step(state, action) -> State``) whose
 observation is ``concat(state_obs, goal)``. The learner never needs task-specific code: it reads
 ``state_dim``, ``goal_indices`` and ``goal_dim`` to split observations and to turn a stored state
 into a goal (``state_obs[..., goal_indices]``).
@@ -19,26 +19,34 @@ Contract for ``State`` (checked by ``tests/test_envs.py`` for every registered t
 from __future__ import annotations
 
 import abc
-import os
+from typing import Any
 
-import brax
 import jax
 import jax.numpy as jnp
-import mujoco
 import numpy as np
-from brax.envs.base import Env, PipelineEnv, State
+from flax import struct
 
-__all__ = [
-    "GoalEnv",
-    "GoalPipelineEnv",
-    "State",
-    "brax_asset",
-    "goal_metrics",
-    "mjx_fast_solver",
-]
+__all__ = ["GoalEnv", "State", "goal_metrics"]
 
 
-class GoalEnv(Env):
+@struct.dataclass
+class State:
+    """One env's state: ``pipeline_state`` is the physics (``mujoco.mjx.Data``, a brax pipeline
+    state, or a task's own pytree); the other fields are what agents and the loop read.
+
+    goalax's own type (not brax's, whose env classes are unmaintained); same fields and pytree
+    layout as brax's ``State``, so checkpoints written before the change restore unchanged.
+    """
+
+    pipeline_state: Any
+    obs: jax.Array
+    reward: jax.Array
+    done: jax.Array
+    metrics: dict[str, jax.Array] = struct.field(default_factory=dict)
+    info: dict[str, Any] = struct.field(default_factory=dict)
+
+
+class GoalEnv(abc.ABC):
     """Base class for goal-conditioned tasks; subclasses set the attributes in ``__init__``."""
 
     #: Number of entries of the state part of the observation.
@@ -53,8 +61,22 @@ class GoalEnv(Env):
     episode_length: int
     #: Physics backend name ("spring", "generalized", "positional", "mjx" or "jax").
     backend: str
+    #: Number of action entries (each in [-1, 1]).
+    action_size: int
     #: Reward is ``-dist`` instead of the sparse success indicator.
     dense_reward: bool = False
+
+    @abc.abstractmethod
+    def reset(self, rng: jax.Array) -> State:
+        """A fresh episode: start state and a fresh goal drawn from ``rng``."""
+
+    @abc.abstractmethod
+    def step(self, state: State, action: jax.Array) -> State:
+        """One env step under ``action [action_size]`` (in [-1, 1])."""
+
+    @property
+    def unwrapped(self) -> GoalEnv:
+        return self
 
     @property
     def goal_dim(self) -> int:
@@ -63,6 +85,15 @@ class GoalEnv(Env):
     @property
     def observation_size(self) -> int:
         return self.state_dim + self.goal_dim
+
+    def mujoco_model(self) -> Any:
+        """The task's ``mujoco.MjModel`` (drawing, comparisons with MuJoCo), ``None`` when its
+        physics is not a MuJoCo model (``point``)."""
+        return None
+
+    def qpos(self, pipeline_state: Any) -> jax.Array:
+        """``[nq]`` MuJoCo joint positions of a physics state (what a drawing of it needs)."""
+        raise NotImplementedError(f"{type(self).__name__} has no MuJoCo joint positions")
 
     def achieved_goal(self, state_obs: jnp.ndarray) -> jnp.ndarray:
         """``[..., state_dim] -> [..., goal_dim]``: the part of a state a goal talks about."""
@@ -149,52 +180,3 @@ def goal_metrics(
         "success": (dist < threshold).astype(jnp.float32),
         "success_easy": (dist < easy_threshold).astype(jnp.float32),
     }
-
-
-def brax_asset(name: str) -> str:
-    """The text of one of brax's bundled MJCF files (``ant.xml``, ``humanoid.xml``, ...)."""
-    path = os.path.join(os.path.dirname(brax.__file__), "envs", "assets", name)
-    with open(path) as f:
-        return f.read()
-
-
-def mjx_fast_solver(sys: brax.System) -> brax.System:
-    """Newton with one iteration, as brax's own locomotion envs use on MJX."""
-    return sys.tree_replace(
-        {
-            "opt.solver": mujoco.mjtSolver.mjSOL_NEWTON,
-            "opt.disableflags": mujoco.mjtDisableBit.mjDSBL_EULERDAMP,
-            "opt.iterations": 1,
-            "opt.ls_iterations": 4,
-        }
-    )
-
-
-class GoalPipelineEnv(GoalEnv, PipelineEnv):
-    """A brax ``PipelineEnv`` task: subclasses define ``state_obs`` and ``reset``.
-
-    A task with a ``healthy_z_range`` terminates, as the reference's ant and humanoid tasks do,
-    when the torso height leaves that open interval and ``termination`` is on. That is more than
-    parity: in brax's ant only the feet collide with the floor, and a fallen humanoid passes
-    through it, so without termination the episode goes on in non-physical states.
-
-    The height is the root free joint's ``q[2]`` after the step, the number the observation
-    shows; the reference reads link 0's ``x.pos``, which brax's MJX pipeline computes before the
-    step's integration, so it terminates one step late.
-    """
-
-    #: ``(low, high)`` torso heights of a healthy body; ``None``: the task never terminates.
-    healthy_z_range: tuple[float, float] | None = None
-    #: End the episode when the torso leaves ``healthy_z_range`` (set by the constructor).
-    termination: bool = False
-
-    def terminated(self, pipeline_state) -> jax.Array:
-        if self.healthy_z_range is None or not self.termination:
-            return super().terminated(pipeline_state)
-        low, high = self.healthy_z_range
-        torso_z = pipeline_state.q[2]
-        return ((torso_z < low) | (torso_z > high)).astype(jnp.float32)
-
-    def step(self, state: State, action: jax.Array) -> State:
-        pipeline_state = self.pipeline_step(state.pipeline_state, jnp.clip(action, -1.0, 1.0))
-        return self.make_state(pipeline_state, state.info["goal"], state.info)

@@ -23,7 +23,8 @@ import numpy as np
 from brax.io import mjcf
 
 from goalax.envs import notices
-from goalax.envs.base import GoalPipelineEnv, State
+from goalax.envs.base import State
+from goalax.envs.brax_base import GoalPipelineEnv
 
 GOAL_X = 5.0
 ASSET = os.path.join(os.path.dirname(__file__), "assets", "half_cheetah.xml")

@@ -52,7 +52,8 @@ import numpy as np
 from brax import actuator, base
 
 from goalax.envs import maze_layouts, notices
-from goalax.envs.base import GoalPipelineEnv, State, mjx_fast_solver
+from goalax.envs.base import State
+from goalax.envs.brax_base import GoalPipelineEnv, mjx_fast_solver
 
 ASSET = os.path.join(os.path.dirname(__file__), "assets", "humanoid.xml")
 #: The goal's height (the reference's ``TARGET_Z_COORD``, close to a standing torso's).

@@ -32,10 +32,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from brax.envs.base import PipelineEnv
 
 from goalax.envs import maze_layouts, notices
-from goalax.envs.base import GoalEnv, State
+from goalax.envs.base import State
+from goalax.envs.brax_base import GoalPipelineEnv
 from goalax.envs.mjcf_parts import BRAX_NUMERICS
 
 CELL_SIZE = 4.0
@@ -99,7 +99,7 @@ def maze_mjcf(layout: maze_layouts.Layout, timestep: float, merged_walls: bool) 
 """
 
 
-class PointMaze(GoalEnv, PipelineEnv):
+class PointMaze(GoalPipelineEnv):
     """Ball to the centre of a free cell of a maze. ``merged_walls``: see the module docstring
     (``False``: the reference's box per wall cell)."""
 

@@ -37,7 +37,8 @@ import numpy as np
 from brax import math
 
 from goalax.envs import notices
-from goalax.envs.base import GoalPipelineEnv, State, goal_metrics
+from goalax.envs.base import State, goal_metrics
+from goalax.envs.brax_base import GoalPipelineEnv
 
 ASSET = os.path.join(os.path.dirname(__file__), "assets", "pusher.xml")
 PUCK_Z = -0.275

@@ -7,12 +7,11 @@ rest of goalax only ever sees names.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
-from goalax.envs import maze_layouts
+from goalax.envs import maze_layouts, reacher
 from goalax.envs.ant import Ant, AntBall, AntPush
 from goalax.envs.ant_maze import AntBallMaze, AntMaze
 from goalax.envs.arm import Arm
@@ -22,7 +21,7 @@ from goalax.envs.humanoid import Humanoid, HumanoidMaze
 from goalax.envs.point import PointEnv
 from goalax.envs.point_maze import PointMaze
 from goalax.envs.pusher import Pusher
-from goalax.envs.reacher import Reacher
+from goalax.errors import closest
 
 __all__ = ["EnvSpec", "UnknownEnvError", "default_env_steps", "make", "names", "spec"]
 
@@ -80,9 +79,9 @@ _REGISTRY: dict[str, _Entry] = {
         env_steps=POINT_ENV_STEPS,
     ),
     "reacher": _Entry(
-        Reacher,
+        reacher.make,
         "2-link planar arm: fingertip to a point in a disc of radius 0.2",
-        Reacher.backends,
+        reacher.BACKENDS,
         env_steps=REACHER_ENV_STEPS,
     ),
     "simple_u_maze": _maze(maze_layouts.U_MAZE, "ball in a 5x5 U-maze (cell 4.0)"),
@@ -209,9 +208,9 @@ def names() -> list[str]:
 def _entry(name: str) -> _Entry:
     if name in _REGISTRY:
         return _REGISTRY[name]
-    closest = difflib.get_close_matches(name, names(), n=3) or names()
     raise UnknownEnvError(
-        f"unknown env {name!r}; closest: {', '.join(closest)} (run 'goalax envs' for the full list)"
+        f"unknown env {name!r}; closest: {closest(name, names())} (run 'goalax envs' for the full "
+        "list)"
     )
 
 

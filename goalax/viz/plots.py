@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from goalax.errors import ConfigError
+from goalax.errors import ConfigError, closest
 
 #: Config fields that do not make two runs different experiments.
 IGNORED_FIELDS = frozenset({"seed", "num_seeds", "run_dir", "quiet", "resume"})
@@ -105,11 +105,8 @@ def _resolve_field(name: str, runs: Sequence[RunData]) -> str:
     name = name.replace("-", "_")
     matches = [k for k in keys if k == name or k.rsplit(".", 1)[-1] == name]
     if not matches:
-        import difflib
-
-        short = sorted({k.rsplit(".", 1)[-1] for k in keys})
-        close = difflib.get_close_matches(name, short, n=3, cutoff=0.5) or short
-        raise ConfigError(f"--group-by: no config field '{name}'; closest: {', '.join(close)}")
+        short = {k.rsplit(".", 1)[-1] for k in keys}
+        raise ConfigError(f"--group-by: no config field '{name}'; closest: {closest(name, short)}")
     return matches[0]
 
 

@@ -54,13 +54,13 @@ def choose_gl_backend(requested: str | None) -> tuple[str, str | None]:
 
 
 def has_mujoco_model(env: GoalEnv) -> bool:
-    return getattr(getattr(env, "sys", None), "mj_model", None) is not None
+    return env.mujoco_model() is not None
 
 
 def drawing_model(env: GoalEnv) -> Any:
     """The MuJoCo model to draw: the task's ``render_model()`` when it has one (a model with
     meshes that its physics leaves out, same joints), else its physics model."""
-    return env.render_model() if hasattr(env, "render_model") else env.sys.mj_model
+    return env.render_model() if hasattr(env, "render_model") else env.mujoco_model()
 
 
 def goal_marker_position(env: GoalEnv, goal: np.ndarray) -> np.ndarray | None:
@@ -74,7 +74,7 @@ def goal_marker_position(env: GoalEnv, goal: np.ndarray) -> np.ndarray | None:
         position = env.goal_marker(goal)
         return None if position is None else np.asarray(position, np.float64)
     if has_mujoco_model(env):
-        model = env.sys.mj_model
+        model = env.mujoco_model()
         body_names = {model.body(i).name for i in range(model.nbody)}
         if body_names & set(PHYSICS_GOAL_BODIES):
             return None
@@ -110,10 +110,10 @@ def pick_camera(model: Any, camera: str | None) -> int | None:
 
 
 class MujocoView:
-    """Draws states of a brax ``PipelineEnv`` task with ``mujoco.Renderer``.
+    """Draws states of a MuJoCo task with ``mujoco.Renderer``.
 
-    ``pipeline_state.q`` is written to ``qpos`` (brax's q has MuJoCo's layout for these models)
-    and ``mj_forward`` places bodies and tracking cameras.
+    The task's ``qpos`` of each state is written to ``MjData.qpos`` and ``mj_forward`` places
+    bodies and tracking cameras.
     """
 
     def __init__(self, env: GoalEnv, width: int, height: int, camera: str | None = None):
@@ -168,7 +168,8 @@ class MujocoView:
 
     def episode(self, states: State) -> Iterator[np.ndarray]:
         """Frames of stacked states (leaves ``[T, ...]``)."""
-        q, goals = np.asarray(states.pipeline_state.q), np.asarray(states.info["goal"])
+        q = np.asarray(jax.vmap(self.env.qpos)(states.pipeline_state))
+        goals = np.asarray(states.info["goal"])
         for t in range(q.shape[0]):
             yield self.frame(q[t], goals[t])
 
@@ -279,7 +280,7 @@ def write_html(env: GoalEnv, states: list[State], path: str) -> None:
     """brax's three.js viewer page of ``states`` (stacked, per episode); needs a CDN to view."""
     from brax.io import html
 
-    if not has_mujoco_model(env):
+    if not hasattr(env, "sys"):
         raise RenderError("--html needs a brax physics task; this task has no brax system")
     pipeline_states = [
         jax.tree.map(lambda x, t=t: x[t], episode.pipeline_state)
