@@ -185,11 +185,9 @@ class MjxReacher(_ReacherTask, MjxGoalEnv):
         self,
         *,
         episode_length: int | None = None,
-        backend: str | None = None,
         dense_reward: bool = False,
         impl: str = "jax",
     ):
-        del backend  # one backend: mjx
         MjxGoalEnv.__init__(self, mujoco.MjModel.from_xml_path(ASSET), n_substeps=2, impl=impl)
         self._link1 = int(self.mj_model.body("body1").id)
         self._fingertip = int(self.mj_model.site("fingertip").id)
@@ -220,7 +218,12 @@ def make(
     episode_length: int | None = None,
     backend: str | None = None,
     dense_reward: bool = False,
+    impl: str = "jax",
 ) -> Reacher | MjxReacher:
-    """The reacher on ``backend`` (default ``generalized``, the reference's)."""
-    cls = MjxReacher if backend == "mjx" else Reacher
-    return cls(episode_length=episode_length, backend=backend, dense_reward=dense_reward)
+    """The reacher on ``backend`` (default ``generalized``, the reference's); ``impl`` is the
+    MJX implementation of ``backend="mjx"``."""
+    if backend == "mjx":
+        return MjxReacher(episode_length=episode_length, dense_reward=dense_reward, impl=impl)
+    if impl != "jax":
+        raise ValueError(f"--impl {impl} applies to --backend mjx only")
+    return Reacher(episode_length=episode_length, backend=backend, dense_reward=dense_reward)

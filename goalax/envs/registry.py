@@ -45,6 +45,8 @@ class _Entry(NamedTuple):
     terminates: bool = False
     #: Default ``--total-env-steps``: where CRL's default run has learned the task, when measured.
     env_steps: int = DEFAULT_ENV_STEPS
+    #: The constructor takes ``impl=`` (the task has a backend on goalax's own MJX base).
+    mjx_base: bool = False
     #: Constructor options that build the reference's model where goalax deviates on purpose
     #: (``make(..., reference_model=True)``; docs/parity.md gives each reason).
     reference_options: tuple[tuple[str, bool], ...] = ()
@@ -83,6 +85,7 @@ _REGISTRY: dict[str, _Entry] = {
         "2-link planar arm: fingertip to a point in a disc of radius 0.2",
         reacher.BACKENDS,
         env_steps=REACHER_ENV_STEPS,
+        mjx_base=True,
     ),
     "simple_u_maze": _maze(maze_layouts.U_MAZE, "ball in a 5x5 U-maze (cell 4.0)"),
     "simple_big_maze": _maze(maze_layouts.BIG_MAZE, "ball in an 8x8 maze (cell 4.0)"),
@@ -219,6 +222,7 @@ def make(
     *,
     episode_length: int | None = None,
     backend: str | None = None,
+    impl: str = "jax",
     dense_reward: bool = False,
     termination: bool = True,
     reference_model: bool = False,
@@ -226,6 +230,8 @@ def make(
 ) -> GoalEnv:
     """Build task ``name``; ``None`` keeps the task's default episode length / backend.
 
+    ``impl``: the MJX implementation of a task on goalax's MJX base (``mjx_base.IMPLS``); other
+    physics refuse anything but the default ``jax``.
     ``termination=False`` keeps the ant and humanoid families running after the body becomes
     unhealthy (the torso leaves its height range); tasks that never terminate ignore it.
     ``reference_model=True`` builds the reference's (jaxgcrl 0.2.8) model where goalax's deviates
@@ -242,6 +248,13 @@ def make(
     if episode_length is not None and episode_length < 1:
         raise ValueError(f"episode_length must be at least 1, got {episode_length}")
     options = {"termination": termination} if entry.terminates else {}
+    if impl != "jax":
+        if not entry.mjx_base:
+            raise ValueError(
+                f"--impl {impl}: env {name!r} has no backend on goalax's MJX base yet "
+                "(only the default --impl jax)"
+            )
+        options["impl"] = impl
     if reference_model:
         options.update(entry.reference_options)
     return entry.constructor(

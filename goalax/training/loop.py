@@ -71,6 +71,7 @@ def make_env(config: TrainConfig) -> envs.GoalEnv:
             run.env,
             episode_length=run.episode_length,
             backend=run.backend,
+            impl=run.impl,
             dense_reward=run.dense_reward,
             termination=run.termination,
             reference_model=run.reference_model,
