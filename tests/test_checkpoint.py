@@ -35,9 +35,10 @@ from goalax.training.loop import build, seed_keys
 FAMILIES = ("point", "reacher", "simple_u_maze", "ant", "humanoid", "pusher_easy", "arm_reach")
 
 
-def tiny_config(env: str, agent: str) -> TrainConfig:
+def tiny_config(env: str, agent: str, backend: str | None = None) -> TrainConfig:
     run = RunConfig(
         env=env,
+        backend=backend,
         num_envs=2,
         num_eval_envs=2,
         episode_length=10,
@@ -94,8 +95,8 @@ def save_one(run_dir: str, step: int, state) -> None:
     mngr.close()
 
 
-def round_trip(env: str, agent: str, tmp_path) -> None:
-    config = tiny_config(env, agent)
+def round_trip(env: str, agent: str, tmp_path, backend: str | None = None) -> None:
+    config = tiny_config(env, agent, backend)
     like = jax.eval_shape(build(config).init, seed_keys(config))
     state = random_like(like)
     run_dir = str(tmp_path)
@@ -124,6 +125,13 @@ def test_state_round_trip_every_family(env, agent, tmp_path):
 @pytest.mark.parametrize("env", OTHER_TASKS)
 def test_state_round_trip_other_tasks(env, agent, tmp_path):
     round_trip(env, agent, tmp_path)
+
+
+@pytest.mark.parametrize("agent", ["crl", "ppo"])
+@pytest.mark.parametrize("env", envs.mjx_base_names())
+def test_state_round_trip_on_the_mjx_base(env, agent, tmp_path):
+    """``mjx.Data`` in the state: zero-size contact arrays and implementation sub-structures."""
+    round_trip(env, agent, tmp_path, backend="mjx")
 
 
 def test_the_round_trip_covers_every_registered_task():

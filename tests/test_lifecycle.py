@@ -27,6 +27,7 @@ import pytest
 from test_reliability import TRAIN, checkpoints, damage, one_warning_line, rows, wait_for_checkpoint
 
 import goalax
+from goalax import envs
 from goalax.cli import main
 from goalax.training.loop import build, init_state
 from goalax.training.run import load_config, restore_state
@@ -63,6 +64,12 @@ MUJOCO_FAMILIES = ("reacher", "simple_u_maze", "ant", "humanoid", "pusher_easy",
 MUJOCO_TASKS = [
     pytest.param(Task(env, TINY, 40, 80, 160), id=env, marks=pytest.mark.slow)
     for env in MUJOCO_FAMILIES
+] + [
+    # Tasks on goalax's own MJX base: their state holds mjx.Data instead of a brax state.
+    pytest.param(
+        Task(env, (*TINY, "--backend", "mjx"), 40, 80, 160), id=f"{env}-mjx", marks=pytest.mark.slow
+    )
+    for env in envs.mjx_base_names()
 ]
 TASKS = [pytest.param(POINT, id="point")] + MUJOCO_TASKS
 

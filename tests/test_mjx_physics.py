@@ -26,7 +26,7 @@ from goalax.envs.mjx_base import MjxGoalEnv, check_impl
 from goalax.errors import ConfigError
 
 #: Tasks with a backend on goalax's MJX base (``envs.make(task, backend="mjx")``).
-MJX_BASE_TASKS = ("reacher",)
+MJX_BASE_TASKS = tuple(envs.mjx_base_names())
 #: |goalax - C| <= ATOL + RTOL * |C| for positions, velocities and observations after one step.
 ATOL, RTOL = 2e-5, 1e-4
 TRAJECTORY_STEPS = 50

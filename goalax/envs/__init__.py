@@ -2,7 +2,15 @@
 
 from goalax.envs import notices  # noqa: F401  (first: mujoco.mjx imported quietly)
 from goalax.envs.base import GoalEnv, State
-from goalax.envs.registry import EnvSpec, UnknownEnvError, default_env_steps, make, names, spec
+from goalax.envs.registry import (
+    EnvSpec,
+    UnknownEnvError,
+    default_env_steps,
+    make,
+    mjx_base_names,
+    names,
+    spec,
+)
 
 __all__ = [
     "EnvSpec",
@@ -11,6 +19,7 @@ __all__ = [
     "UnknownEnvError",
     "default_env_steps",
     "make",
+    "mjx_base_names",
     "names",
     "spec",
 ]

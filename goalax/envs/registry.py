@@ -23,7 +23,15 @@ from goalax.envs.point_maze import PointMaze
 from goalax.envs.pusher import Pusher
 from goalax.errors import closest
 
-__all__ = ["EnvSpec", "UnknownEnvError", "default_env_steps", "make", "names", "spec"]
+__all__ = [
+    "EnvSpec",
+    "UnknownEnvError",
+    "default_env_steps",
+    "make",
+    "mjx_base_names",
+    "names",
+    "spec",
+]
 
 #: Default training budget (env steps) of a task without its own: about 10-15 minutes of CRL on
 #: two CPU cores for the physics tasks; the paper's runs use 10M at 1024 envs (see docs/parity.md).
@@ -206,6 +214,11 @@ class EnvSpec:
 def names() -> list[str]:
     """All registered task names, sorted."""
     return sorted(_REGISTRY)
+
+
+def mjx_base_names() -> list[str]:
+    """Tasks with a backend on goalax's own MJX base (``backend="mjx"``), sorted."""
+    return sorted(name for name, entry in _REGISTRY.items() if entry.mjx_base)
 
 
 def _entry(name: str) -> _Entry:
