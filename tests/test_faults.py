@@ -183,6 +183,20 @@ TRAIN = [
 ]  # fmt: skip
 
 
+def wait_for_stop_handlers(proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Until ``proc`` catches SIGTERM (its ``SigCgt`` mask in /proc), i.e. goalax's stop handlers
+    are installed: a fixed sleep raced the imports on a loaded machine."""
+    bit = 1 << (signal.SIGTERM - 1)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(f"/proc/{proc.pid}/status") as f:
+            caught = next(line for line in f if line.startswith("SigCgt:"))
+        if int(caught.split()[1], 16) & bit:
+            return
+        time.sleep(0.005)
+    raise AssertionError("goalax did not install its stop handlers")
+
+
 def test_ctrl_c_during_the_imports_stops_with_130_and_one_line(tmp_path):
     """Python's own KeyboardInterrupt could land in a gc callback of JAX's and be dropped (the
     run went on and exited 0) or print a traceback; the CLI's handler is in place first."""
@@ -190,7 +204,7 @@ def test_ctrl_c_during_the_imports_stops_with_130_and_one_line(tmp_path):
     proc = subprocess.Popen(
         [*TRAIN, "--run-dir", run_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(0.3)  # goalax.cli is imported, jax not yet
+    wait_for_stop_handlers(proc)  # goalax.cli is imported, jax not yet
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
