@@ -155,7 +155,8 @@ def train_main(argv: list[str]) -> int:
     agent_name, rest = argv[0], argv[1:]
     if agent_name not in AGENTS:
         return _fail(f"unknown agent '{agent_name}'; closest: {closest(agent_name, AGENTS)}")
-    from goalax.config import ConfigError, TrainConfig
+    from goalax.config import ConfigError, TrainConfig, check_used
+    from goalax.presets import given_fields
     from goalax.training.run import TrainingDiverged, summarise, train
 
     command = _train_command(agent_name)
@@ -180,6 +181,7 @@ def train_main(argv: list[str]) -> int:
         config = TrainConfig(run=cmd.run, agent=cmd.agent, agent_name=agent_name)
         if not resume_dir:  # a resumed run keeps the values it was started with
             config = _with_preset(config, rest)
+        check_used(config, given_fields(rest))
     except (FlagError, ConfigError) as err:
         return _fail(str(err))
     _setup_process()
@@ -257,7 +259,8 @@ def envs_main(argv: list[str]) -> int:
 
 def bench_main(argv: list[str]) -> int:
     from goalax.bench import bench_command, run_bench
-    from goalax.config import ConfigError, TrainConfig
+    from goalax.config import ConfigError, TrainConfig, check_used
+    from goalax.presets import given_fields
 
     agent_name = _flag_value(argv, "--agent") or "crl"
     if agent_name not in AGENTS:
@@ -266,9 +269,14 @@ def bench_main(argv: list[str]) -> int:
         cmd = parse_flags(bench_command(agent_name), _without_flag(argv, "--agent"), "goalax bench")
     except FlagError as err:
         return _fail(str(err))
+    try:
+        config = _with_preset(TrainConfig(cmd.run, cmd.agent, agent_name), argv)
+        check_used(config, given_fields(argv))
+    except ConfigError as err:
+        return _fail(str(err))
     _setup_process()
     try:
-        run_bench(_with_preset(TrainConfig(cmd.run, cmd.agent, agent_name), argv), cmd.bench)
+        run_bench(config, cmd.bench)
     except ConfigError as err:
         return _fail(str(err))
     return 0
@@ -335,7 +343,8 @@ def plot_main(argv: list[str]) -> int:
 
 def sweep_main(argv: list[str]) -> int:
     from goalax import sweep
-    from goalax.config import ConfigError, TrainConfig
+    from goalax.config import ConfigError, TrainConfig, check_used
+    from goalax.presets import given_fields
 
     if not argv or argv[0] in ("-h", "--help"):
         print(sweep.USAGE)
@@ -352,10 +361,9 @@ def sweep_main(argv: list[str]) -> int:
             TrainConfig(run=cmd.run, agent=cmd.agent, agent_name=agent_name), train_flags
         )
         grid = sweep.resolve_grid(sweep.raw_grid(grid_args), base)
+        given = given_fields(train_flags)
+        check_used(base, given | {field.name for field in grid})
         _setup_process()
-        from goalax import presets
-
-        given = presets.given_fields(train_flags)
         manifest = sweep.run_sweep(base, grid, grid_args.out, given=given)
     except (ConfigError, FlagError) as err:
         return _fail(str(err))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -60,15 +61,15 @@ class RunConfig:
     reference_model: bool = False
     """Build the paper's model (jaxgcrl 0.2.8) where goalax's task deviates on purpose: the ant family's lower legs pass through the floor, maze walls are one box per cell (docs/parity.md). Set by --preset paper."""  # noqa: E501
     batch_size: int = 256
-    """Transitions per gradient step."""
+    """Transitions per gradient step (replay agents: crl, sac, td3; ppo refuses it)."""
     unroll_length: int = 62
     """Environment steps per env collected per training iteration."""
     utd_ratio: float = 0.0625
-    """Gradient steps per environment step (paper: about 1 per 16)."""
+    """Gradient steps per environment step (paper: about 1 per 16; replay agents only)."""
     buffer_size: int | None = None
-    """Replay capacity in transitions (split evenly over envs); default 10,000 per env."""
+    """Replay capacity in transitions (split evenly over envs); default 10,000 per env (replay agents only)."""  # noqa: E501
     prefill_steps: int | None = None
-    """Env steps per env collected with the initial policy before the first update (in budget); default: the agent's reference value (CRL 1,000; SAC, TD3 0), at most an eighth of the budget."""  # noqa: E501
+    """Env steps per env collected with the initial policy before the first update (in budget); default: the agent's reference value (CRL 1,000; SAC, TD3 0), at most an eighth of the budget (replay agents only)."""  # noqa: E501
     eval_every: int | None = None
     """Evaluate every this many env steps; default: a tenth of the budget."""
     num_eval_envs: int = 128
@@ -111,6 +112,40 @@ class Schedule:
 
 def _fail(message: str) -> None:
     raise ConfigError(message)
+
+
+#: RunConfig fields of the replay buffer and its updates: off-policy (replay) agents read them;
+#: an on-policy agent (``USES_REPLAY = False`` on its config class: PPO) learns from each rollout.
+REPLAY_FIELDS = ("batch_size", "utd_ratio", "buffer_size", "prefill_steps")
+
+
+def uses_replay(agent_config: Any) -> bool:
+    """Whether the agent of ``agent_config`` learns from a replay buffer."""
+    return getattr(type(agent_config), "USES_REPLAY", True)
+
+
+def check_used(config: TrainConfig, given: Collection[str] | None = None) -> None:
+    """Raise ConfigError for a replay setting of an on-policy agent, which would ignore it.
+
+    ``given``: the config fields named on the command line (a flag counts even at its default
+    value). Without it (``goalax.train`` from Python), a value other than RunConfig's default
+    counts; a prefill of 0, as config.json records a resolved one, counts as none.
+    """
+    if uses_replay(config.agent):
+        return
+    default = RunConfig()
+    for name in REPLAY_FIELDS:
+        value = getattr(config.run, name)
+        if given is not None:
+            used = name in given
+        else:
+            used = value != getattr(default, name) and not (name == "prefill_steps" and value == 0)
+        if used:
+            raise ConfigError(
+                f"{flag(name)} is not used by {config.agent_name}: an on-policy agent learns from "
+                "each rollout and keeps no replay buffer (its batches: --num-minibatches, "
+                "--num-epochs, --unroll-length, --num-envs)"
+            )
 
 
 def validate(run: RunConfig) -> None:

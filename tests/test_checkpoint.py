@@ -36,6 +36,7 @@ FAMILIES = ("point", "reacher", "simple_u_maze", "ant", "humanoid", "pusher_easy
 
 
 def tiny_config(env: str, agent: str, backend: str | None = None) -> TrainConfig:
+    replay = {} if agent == "ppo" else {"buffer_size": 40, "batch_size": 4, "prefill_steps": 0}
     run = RunConfig(
         env=env,
         backend=backend,
@@ -44,9 +45,7 @@ def tiny_config(env: str, agent: str, backend: str | None = None) -> TrainConfig
         episode_length=10,
         unroll_length=10,
         total_env_steps=1000,
-        buffer_size=40,
-        batch_size=4,
-        prefill_steps=0,
+        **replay,
     )
     if agent == "ppo":
         return TrainConfig(run=run, agent=PPOConfig(num_minibatches=1), agent_name="ppo")
@@ -127,7 +126,7 @@ def test_state_round_trip_other_tasks(env, agent, tmp_path):
     round_trip(env, agent, tmp_path)
 
 
-@pytest.mark.parametrize("agent", ["crl", "ppo"])
+@pytest.mark.parametrize("agent", ["crl", pytest.param("ppo", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("env", envs.mjx_base_names())
 def test_state_round_trip_on_the_mjx_base(env, agent, tmp_path):
     """``mjx.Data`` in the state: zero-size contact arrays and implementation sub-structures."""

@@ -41,6 +41,11 @@ CASES = [
     (["train", "crl", "--env", "reacher", "--impl", "warp"], "applies to --backend mjx only"),
     (["train", "crl", "--env", "reacher", "--impl", "cuda"], "--impl"),
     (["train", "crl", "--env", "reacher", "--backend", "mjx", "--impl", "warp"], "--impl warp"),
+    # Replay settings of an on-policy agent would be ignored: refused (issue 21).
+    (["train", "ppo", "--env", "point", "--batch-size", "256"], "--batch-size is not used by ppo"),
+    (["train", "ppo", "--env", "point", "--utd-ratio", "0.5"], "--utd-ratio is not used by ppo"),
+    (["bench", "--agent", "ppo", "--env", "point", "--buffer-size", "64"], "--buffer-size"),
+    (["sweep", "ppo", "--env", "point", "--grid", "prefill-steps=0,5"], "--prefill-steps"),
     (["train", "crl", "--resume", "/nonexistent/run"], "does not exist"),
     (["envs", "extra"], "takes no arguments"),
     (["train", "crl", "--loss", "foo"], "invalid choice 'foo' for argument '--loss'"),

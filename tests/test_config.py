@@ -211,3 +211,22 @@ def test_every_config_field_is_read_by_the_code():
     ]
     assert not unread
     assert "no_such_field_anywhere" not in reads  # the scan itself tells fields apart
+
+
+def test_an_on_policy_agent_refuses_replay_settings_set_from_python():
+    """``goalax.train`` from Python: a replay value other than the default is refused for PPO
+    (the CLI refuses the flag itself, even at its default value: tests/test_cli.py)."""
+    from goalax.agents.ppo import PPOConfig
+    from goalax.config import REPLAY_FIELDS, check_used
+
+    ppo = TrainConfig(run=RunConfig(env="point"), agent=PPOConfig(), agent_name="ppo")
+    check_used(ppo)
+    check_used(dataclasses.replace(ppo, run=dataclasses.replace(ppo.run, prefill_steps=0)))
+    for name, value in zip(REPLAY_FIELDS, (64, 0.5, 1000, 5), strict=True):
+        bad = dataclasses.replace(ppo, run=dataclasses.replace(ppo.run, **{name: value}))
+        with pytest.raises(ConfigError, match=f"--{name.replace('_', '-')} is not used by ppo"):
+            check_used(bad)
+    with pytest.raises(ConfigError, match="--batch-size is not used by ppo"):
+        check_used(ppo, given={"batch_size"})
+    crl = TrainConfig(run=dataclasses.replace(ppo.run, batch_size=64))
+    check_used(crl, given={"batch_size"})  # an off-policy agent reads it

@@ -20,7 +20,7 @@ from conftest import LOW_OPTIMISATION
 
 import goalax
 from goalax.agents import crl, ppo, sac, td3
-from goalax.config import RunConfig, TrainConfig
+from goalax.config import REPLAY_FIELDS, RunConfig, TrainConfig
 from goalax.evaluate import evaluate_episodes
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "scripts", "learning_runs.py")
@@ -101,7 +101,9 @@ def td3_her_point(run_dir: str) -> TrainConfig:
 def ppo_point(run_dir: str) -> TrainConfig:
     """Dense reward (on-policy PPO gets no relabelling); measured 0.00 -> 0.95 at 100k env
     steps (5 s)."""
-    run = point_run(run_dir, 100_000, dense_reward=True)
+    # On-policy: the replay settings keep RunConfig's defaults (PPO refuses others).
+    unset = {name: getattr(RunConfig(), name) for name in REPLAY_FIELDS}
+    run = point_run(run_dir, 100_000, dense_reward=True, **unset)
     agent = ppo.PPOConfig(width=64, actor_width=64, num_minibatches=4, learning_rate=1e-3)
     return TrainConfig(run=run, agent=agent, agent_name="ppo")
 

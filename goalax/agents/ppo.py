@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,6 +44,9 @@ NORMALISED_OBS_CLIP = 10.0
 @dataclass(frozen=True)
 class PPOConfig:
     """PPO hyperparameters (run it with short unrolls and many envs, see docs/agents.md)."""
+
+    #: On-policy: no replay buffer, so the run's replay flags do not apply (config.check_used).
+    USES_REPLAY: ClassVar[bool] = False
 
     learning_rate: float = 3e-4
     """Adam learning rate of actor and value function (one optimiser, summed loss)."""

@@ -25,6 +25,7 @@ from goalax.config import (
     RunConfig,
     Schedule,
     TrainConfig,
+    check_used,
     make_schedule,
     resolve_defaults,
     steps_to_evaluation,
@@ -106,6 +107,7 @@ class Parts(NamedTuple):
 
 def build(config: TrainConfig) -> Program:
     """Validate the config against the task and build the run's pure functions."""
+    check_used(config)
     config = resolve_defaults(config)
     env = make_env(config)
     agent = make_agent(config, env)
