@@ -25,10 +25,17 @@ from goalax import envs
 from goalax.envs.mjx_base import MjxGoalEnv, check_impl
 from goalax.errors import ConfigError
 
-#: Tasks with a backend on goalax's MJX base (``envs.make(task, backend="mjx")``).
-MJX_BASE_TASKS = tuple(envs.mjx_base_names())
-#: |goalax - C| <= ATOL + RTOL * |C| for positions, velocities and observations after one step.
-ATOL, RTOL = 2e-5, 1e-4
+#: Tasks with a backend on goalax's MJX base (``envs.make(task, backend="mjx")``): the default
+#: suite checks the cheapest (reacher, ~15 s of compiling on 2 cores); the others (cheetah:
+#: ~45 s) run under ``-m slow``.
+DEFAULT_SUITE = ("reacher",)
+MJX_BASE_TASKS = [
+    pytest.param(name, marks=() if name in DEFAULT_SUITE else pytest.mark.slow)
+    for name in envs.mjx_base_names()
+]
+#: |goalax - C| <= ATOL + RTOL * |C| for positions, velocities and observations after one step
+#: (float32 against float64, through MuJoCo's iterative constraint solver).
+ATOL, RTOL = 1e-4, 1e-4
 TRAJECTORY_STEPS = 50
 #: Batch size of every compiled program (one shape: each program compiles once per task).
 NUM = 16
@@ -141,27 +148,50 @@ def test_one_step_equals_mujoco_c_engine(task):
     assert_close(state_obs, c_state_obs(task, datas), f"{task} observation")
 
 
+def c_trajectory(env: MjxGoalEnv, qpos, qvel, ctrls) -> np.ndarray:
+    """``[T, nq]`` positions after each env step of the C engine under controls ``[T, nu]``."""
+    m = env.mj_model
+    d = mujoco.MjData(m)
+    d.qpos[:], d.qvel[:] = qpos, qvel
+    out = []
+    for ctrl in ctrls:
+        d.ctrl[:] = ctrl
+        for _ in range(env.n_substeps):
+            mujoco.mj_step(m, d)
+        out.append(d.qpos.copy())
+    return np.stack(out)
+
+
 @pytest.mark.parametrize("task", MJX_BASE_TASKS)
 def test_trajectory_equals_mujoco_c_engine(task):
+    """50 steps from a reset: goalax (float32) stays within what float noise alone makes of the
+    C engine's own trajectory (runs from starts 1e-6 apart; contacts amplify such noise, so a
+    fixed tolerance would fail a correct cheetah and pass a wrong reacher)."""
     env, run = env_of(task), programs(task)
     state = run.reset(jax.random.split(jax.random.PRNGKey(11), NUM))
     qpos = np.asarray(state.pipeline_state.qpos[0], np.float64)
     qvel = np.asarray(state.pipeline_state.qvel[0], np.float64)
-    m, d = env.mj_model, mujoco.MjData(env.mj_model)
-    d.qpos[:], d.qvel[:] = qpos, qvel
     actions = np.random.default_rng(5).uniform(-1, 1, (TRAJECTORY_STEPS, NUM, env.action_size))
     actions = jnp.asarray(actions, jnp.float32)
-    ours, theirs = [], []
+    ours, ctrls = [], []
     for t in range(TRAJECTORY_STEPS):
         state = run.step(state, actions[t])
-        d.ctrl[:] = np.asarray(run.ctrl(actions[t]))[0]
-        for _ in range(env.n_substeps):
-            mujoco.mj_step(m, d)
         ours.append(np.asarray(state.pipeline_state.qpos[0]))
-        theirs.append(d.qpos.copy())
-    # Float32 against float64 for 50 steps: errors compound, so 10x the one-step tolerance.
-    error = np.abs(np.stack(ours) - np.stack(theirs))
-    assert error.max() < 10 * (ATOL + RTOL * np.abs(np.stack(theirs)).max()), error.max(axis=1)
+        ctrls.append(np.asarray(run.ctrl(actions[t]))[0])
+    theirs = c_trajectory(env, qpos, qvel, ctrls)
+    rng = np.random.default_rng(0)
+    noisy = [
+        c_trajectory(env, qpos + 1e-6 * rng.standard_normal(qpos.shape), qvel, ctrls)
+        for _ in range(4)
+    ]
+    envelope = np.maximum.accumulate(np.max([np.abs(n - theirs).max(axis=1) for n in noisy], 0))
+    error = np.abs(np.stack(ours) - theirs).max(axis=1)
+    allowed = 10 * (ATOL + RTOL * np.abs(theirs).max()) + 3 * envelope
+    first = int(np.argmax(error > allowed))
+    assert (error <= allowed).all(), (
+        f"{task}: off the C engine's trajectory at step {first + 1}: |diff| {error[first]:.3g} > "
+        f"allowed {allowed[first]:.3g}"
+    )
 
 
 def test_reacher_fingertip_is_mujocos_own_site_and_velocity():

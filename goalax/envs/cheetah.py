@@ -6,14 +6,16 @@ is (see the file). state_obs ``[18]``: ``q [9]`` (root ``x, z``, pitch, 6 joint 
 ``qd [9]`` of the cheetah; the goal part is the root ``x`` (entry 0). The goal is ``x = 5`` at
 every reset, as the reference's. Never terminates (a flipped cheetah can still crawl).
 
-Physics per backend, as the reference's: ``mjx`` (the default) steps the file's model, 0.01 s x 5;
-``spring`` and ``positional`` run 0.003125 s x 16 with brax's gears for them.
+Physics per backend, as the reference's: ``mjx`` (the default) steps the file's model, 0.01 s x 5,
+on goalax's own MJX base (``MjxCheetah``; the reference stepped the same model through brax's MJX
+pipeline); ``spring``, ``generalized`` and ``positional`` are brax's pipelines (``Cheetah``),
+the maximal-coordinate ones at 0.003125 s x 16 with brax's gears for them.
 """
 
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import brax
 import jax
@@ -25,6 +27,7 @@ from brax.io import mjcf
 from goalax.envs import notices
 from goalax.envs.base import State
 from goalax.envs.brax_base import GoalPipelineEnv
+from goalax.envs.mjx_base import MjxGoalEnv
 
 GOAL_X = 5.0
 ASSET = os.path.join(os.path.dirname(__file__), "assets", "half_cheetah.xml")
@@ -42,6 +45,8 @@ class _Physics(NamedTuple):
 _FILE = _Physics(timestep=0.01, n_frames=5)
 _MAXIMAL = _Physics(timestep=0.003125, n_frames=16, gear=(120.0, 90.0, 60.0, 120.0, 100.0, 100.0))
 _PHYSICS = {"mjx": _FILE, "generalized": _FILE, "spring": _MAXIMAL, "positional": _MAXIMAL}
+#: Backends, default first; ``mjx`` is goalax's own MJX base, the others brax's pipelines.
+BACKENDS = ("mjx", "spring", "generalized", "positional")
 
 
 def cheetah_system(backend: str) -> tuple[brax.System, int]:
@@ -57,21 +62,11 @@ def cheetah_system(backend: str) -> tuple[brax.System, int]:
     return sys, physics.n_frames
 
 
-class Cheetah(GoalPipelineEnv):
-    """Torso ``x`` to 5; never terminates."""
+class _CheetahTask:
+    """The task whatever steps it; a physics class provides ``_physics_at(q, qd)``,
+    ``_advance(physics, action)``, ``qpos`` and ``_qvel``."""
 
-    backends = ("mjx", "spring", "generalized", "positional")
-
-    def __init__(
-        self,
-        *,
-        episode_length: int | None = None,
-        backend: str | None = None,
-        dense_reward: bool = False,
-    ):
-        backend = backend or self.backends[0]
-        sys, n_frames = cheetah_system(backend)
-        super().__init__(sys=sys, backend=backend, n_frames=n_frames)
+    def _set_task(self, episode_length: int | None, dense_reward: bool) -> None:
         self.state_dim = 18
         self.goal_indices = (0,)
         self.goal_threshold = 0.5
@@ -82,21 +77,26 @@ class Cheetah(GoalPipelineEnv):
     def reset(self, rng: jax.Array) -> State:
         key_q, key_qd = jax.random.split(rng)
         # q and qd hold the cheetah's 9 entries, then the target's slide joint.
-        q = self.sys.init_q + jax.random.uniform(key_q, (10,), jnp.float32, -0.1, 0.1)
+        q = self._rest_q + jax.random.uniform(key_q, (10,), jnp.float32, -0.1, 0.1)
         qd = 0.1 * jax.random.normal(key_qd, (10,), jnp.float32)
         goal = jnp.full((1,), GOAL_X, jnp.float32)
         q, qd = q.at[9:].set(goal), qd.at[9:].set(0.0)
-        return self.make_state(self.pipeline_init(q, qd), goal, {"goal": goal})
+        return self.make_state(self._physics_at(q, qd), goal, {"goal": goal})
+
+    def step(self, state: State, action: jax.Array) -> State:
+        physics = self._advance(state.pipeline_state, action)
+        return self.make_state(physics, state.info["goal"], state.info)
 
     def with_goal(self, state: State, goal: jax.Array) -> State:
         """Swap the goal and move the target marker there (the cheetah is untouched)."""
         goal = jnp.asarray(goal, jnp.float32)
         physics = state.pipeline_state
-        q, qd = physics.q.at[9:].set(goal), physics.qd.at[9:].set(0.0)
-        return super().with_goal(state.replace(pipeline_state=self.pipeline_init(q, qd)), goal)
+        q = self.qpos(physics).at[9:].set(goal)
+        qd = self._qvel(physics).at[9:].set(0.0)
+        return super().with_goal(state.replace(pipeline_state=self._physics_at(q, qd)), goal)
 
-    def state_obs(self, pipeline_state) -> jax.Array:
-        return jnp.concatenate([pipeline_state.q[:9], pipeline_state.qd[:9]])
+    def state_obs(self, physics: Any) -> jax.Array:
+        return jnp.concatenate([self.qpos(physics)[:9], self._qvel(physics)[:9]])
 
     def goal_marker(self, goal) -> np.ndarray:
         """Render marker: the goal ``x`` at torso height."""
@@ -106,3 +106,75 @@ class Cheetah(GoalPipelineEnv):
         """``tasks``: the training goal (5) and four others between 3 and 7, where a policy that
         learned from its own reached states (CRL's relabelled goals) can also be asked to go."""
         return {"tasks": np.array([[3.0], [4.0], [5.0], [6.0], [7.0]], np.float32)}
+
+
+class Cheetah(_CheetahTask, GoalPipelineEnv):
+    """Torso ``x`` to 5 on brax's pipelines; never terminates."""
+
+    backends = BACKENDS[1:]
+
+    def __init__(
+        self,
+        *,
+        episode_length: int | None = None,
+        backend: str | None = None,
+        dense_reward: bool = False,
+    ):
+        backend = backend or self.backends[0]
+        sys, n_frames = cheetah_system(backend)
+        GoalPipelineEnv.__init__(self, sys=sys, backend=backend, n_frames=n_frames)
+        self._rest_q = sys.init_q
+        self._set_task(episode_length, dense_reward)
+
+    def _physics_at(self, q: jax.Array, qd: jax.Array) -> Any:
+        return self.pipeline_init(q, qd)
+
+    def _advance(self, physics: Any, action: jax.Array) -> Any:
+        return self.pipeline_step(physics, jnp.clip(action, -1.0, 1.0))
+
+    def _qvel(self, physics: Any) -> jax.Array:
+        return physics.qd
+
+
+class MjxCheetah(_CheetahTask, MjxGoalEnv):
+    """The same task on goalax's own MJX base (``backend="mjx"``, the default)."""
+
+    backends = BACKENDS[:1]
+
+    def __init__(
+        self,
+        *,
+        episode_length: int | None = None,
+        dense_reward: bool = False,
+        impl: str = "jax",
+    ):
+        model = mujoco.MjModel.from_xml_path(ASSET)
+        model.opt.timestep = _FILE.timestep
+        MjxGoalEnv.__init__(self, model, n_substeps=_FILE.n_frames, impl=impl)
+        self._rest_q = jnp.asarray(model.qpos0, jnp.float32)
+        self._set_task(episode_length, dense_reward)
+
+    def _physics_at(self, q: jax.Array, qd: jax.Array) -> Any:
+        return self.physics_init(q, qd)
+
+    def _advance(self, physics: Any, action: jax.Array) -> Any:
+        return self.physics_step(physics, self.ctrl_of_action(action))
+
+    def _qvel(self, physics: Any) -> jax.Array:
+        return physics.qvel
+
+
+def make(
+    *,
+    episode_length: int | None = None,
+    backend: str | None = None,
+    dense_reward: bool = False,
+    impl: str = "jax",
+) -> Cheetah | MjxCheetah:
+    """The cheetah on ``backend`` (default ``mjx``: goalax's MJX base, the reference's
+    physics); ``impl`` is the MJX implementation of ``mjx``."""
+    if backend in (None, "mjx"):
+        return MjxCheetah(episode_length=episode_length, dense_reward=dense_reward, impl=impl)
+    if impl != "jax":
+        raise ValueError(f"--impl {impl} applies to --backend mjx only")
+    return Cheetah(episode_length=episode_length, backend=backend, dense_reward=dense_reward)

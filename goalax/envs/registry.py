@@ -11,12 +11,11 @@ import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
-from goalax.envs import maze_layouts, reacher
+from goalax.envs import cheetah, maze_layouts, reacher
 from goalax.envs.ant import Ant, AntBall, AntPush
 from goalax.envs.ant_maze import AntBallMaze, AntMaze
 from goalax.envs.arm import Arm
 from goalax.envs.base import GoalEnv
-from goalax.envs.cheetah import Cheetah
 from goalax.envs.humanoid import Humanoid, HumanoidMaze
 from goalax.envs.point import PointEnv
 from goalax.envs.point_maze import PointMaze
@@ -168,7 +167,9 @@ for _size, _what in _MAZE_SIZES.items():
         True,
         reference_options=_REFERENCE_WALLS,
     )
-_REGISTRY["cheetah"] = _Entry(Cheetah, "half cheetah: torso x to 5", Cheetah.backends)
+_REGISTRY["cheetah"] = _Entry(
+    cheetah.make, "half cheetah: torso x to 5", cheetah.BACKENDS, mjx_base=True
+)
 
 for _name, _variant, _what in (
     ("pusher_easy", "easy", "7-joint arm pushes a puck to a goal in a 0.3 x 0.4 region beside it"),
