@@ -53,7 +53,7 @@ class RunConfig:
     backend: str | None = None
     """Physics backend; default: the task's own stable choice."""
     impl: Literal["jax", "warp"] = "jax"
-    """MJX implementation of a task on goalax's own MJX base (so far reacher with --backend mjx; docs/envs.md): jax (CPU, GPU, TPU) or warp (MuJoCo Warp, NVIDIA GPUs only, pip install 'mujoco-mjx[warp]')."""  # noqa: E501
+    """MJX implementation of a task on goalax's own MJX base (so far cheetah, and reacher with --backend mjx; docs/envs.md): jax (CPU, GPU, TPU) or warp (MuJoCo Warp, NVIDIA GPUs only, pip install 'mujoco-mjx[warp]')."""  # noqa: E501
     termination: bool = True
     """End episodes when the body is unhealthy (ant/humanoid: torso height out of range)."""
     dense_reward: bool = False
