@@ -558,8 +558,8 @@ def goalax_distributions(task: str, env, model: dict, goal_indices: list[int]) -
     lowered = jax.jit(jax.vmap(env.reset)).lower(keys)
     states = lowered.compile(compiler_options=SMOKE_COMPILER_OPTIONS)(keys)
     obs = np.asarray(states.obs, np.float64)
-    q = np.asarray(states.pipeline_state.q, np.float64)
-    qd = np.asarray(states.pipeline_state.qd, np.float64)
+    q = np.asarray(jax.vmap(env.qpos)(states.pipeline_state), np.float64)
+    qd = np.asarray(jax.vmap(env.qvel)(states.pipeline_state), np.float64)
     goal = obs[:, env.state_dim :]
     start = obs[:, goal_indices]
     out = {
@@ -645,7 +645,7 @@ def quantile_mismatches(fact: str, ours: np.ndarray, theirs: np.ndarray) -> list
 
 def distribution_mismatches(task: str) -> list[Mismatch]:
     env = make(task)
-    model = facts.model_facts(env.sys.mj_model)
+    model = facts.model_facts(physics_of(env)[0])
     # Where the reference's goal indices are a listed bug, its start-goal facts were read at its
     # (wrong) entries: read goalax's at the same entries, so that they still compare the
     # observation (the right entries' start state is compared joint by joint below).

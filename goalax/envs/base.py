@@ -95,6 +95,18 @@ class GoalEnv(abc.ABC):
         """``[nq]`` MuJoCo joint positions of a physics state (what a drawing of it needs)."""
         raise NotImplementedError(f"{type(self).__name__} has no MuJoCo joint positions")
 
+    def qvel(self, pipeline_state: Any) -> jax.Array:
+        """``[nv]`` MuJoCo joint velocities of a physics state."""
+        raise NotImplementedError(f"{type(self).__name__} has no MuJoCo joint velocities")
+
+    def physics_at(self, qpos: jax.Array, qvel: jax.Array) -> Any:
+        """The physics state at joint positions and velocities (everything derived from them)."""
+        raise NotImplementedError(f"{type(self).__name__} has no MuJoCo physics")
+
+    def advance(self, pipeline_state: Any, action: jax.Array) -> Any:
+        """One env step of the physics under ``action`` in [-1, 1] (clipped there first)."""
+        raise NotImplementedError(f"{type(self).__name__} has no MuJoCo physics")
+
     def achieved_goal(self, state_obs: jnp.ndarray) -> jnp.ndarray:
         """``[..., state_dim] -> [..., goal_dim]``: the part of a state a goal talks about."""
         return state_obs[..., jnp.asarray(self.goal_indices)]

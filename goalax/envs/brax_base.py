@@ -54,6 +54,15 @@ class GoalPipelineEnv(GoalEnv, PipelineEnv):
         """brax's ``q`` has MuJoCo's ``qpos`` layout for these models."""
         return pipeline_state.q
 
+    def qvel(self, pipeline_state) -> jax.Array:
+        return pipeline_state.qd
+
+    def physics_at(self, qpos: jax.Array, qvel: jax.Array):
+        return self.pipeline_init(qpos, qvel)
+
+    def advance(self, pipeline_state, action: jax.Array):
+        return self.pipeline_step(pipeline_state, jnp.clip(action, -1.0, 1.0))
+
     def terminated(self, pipeline_state) -> jax.Array:
         if self.healthy_z_range is None or not self.termination:
             return super().terminated(pipeline_state)
@@ -62,5 +71,5 @@ class GoalPipelineEnv(GoalEnv, PipelineEnv):
         return ((torso_z < low) | (torso_z > high)).astype(jnp.float32)
 
     def step(self, state: State, action: jax.Array) -> State:
-        pipeline_state = self.pipeline_step(state.pipeline_state, jnp.clip(action, -1.0, 1.0))
+        pipeline_state = self.advance(state.pipeline_state, action)
         return self.make_state(pipeline_state, state.info["goal"], state.info)

@@ -63,8 +63,8 @@ def cheetah_system(backend: str) -> tuple[brax.System, int]:
 
 
 class _CheetahTask:
-    """The task whatever steps it; a physics class provides ``_physics_at(q, qd)``,
-    ``_advance(physics, action)``, ``qpos`` and ``_qvel``."""
+    """The task whatever steps it; the physics base provides ``physics_at``, ``advance``,
+    ``qpos`` and ``qvel``."""
 
     def _set_task(self, episode_length: int | None, dense_reward: bool) -> None:
         self.state_dim = 18
@@ -81,10 +81,10 @@ class _CheetahTask:
         qd = 0.1 * jax.random.normal(key_qd, (10,), jnp.float32)
         goal = jnp.full((1,), GOAL_X, jnp.float32)
         q, qd = q.at[9:].set(goal), qd.at[9:].set(0.0)
-        return self.make_state(self._physics_at(q, qd), goal, {"goal": goal})
+        return self.make_state(self.physics_at(q, qd), goal, {"goal": goal})
 
     def step(self, state: State, action: jax.Array) -> State:
-        physics = self._advance(state.pipeline_state, action)
+        physics = self.advance(state.pipeline_state, action)
         return self.make_state(physics, state.info["goal"], state.info)
 
     def with_goal(self, state: State, goal: jax.Array) -> State:
@@ -92,11 +92,11 @@ class _CheetahTask:
         goal = jnp.asarray(goal, jnp.float32)
         physics = state.pipeline_state
         q = self.qpos(physics).at[9:].set(goal)
-        qd = self._qvel(physics).at[9:].set(0.0)
-        return super().with_goal(state.replace(pipeline_state=self._physics_at(q, qd)), goal)
+        qd = self.qvel(physics).at[9:].set(0.0)
+        return super().with_goal(state.replace(pipeline_state=self.physics_at(q, qd)), goal)
 
     def state_obs(self, physics: Any) -> jax.Array:
-        return jnp.concatenate([self.qpos(physics)[:9], self._qvel(physics)[:9]])
+        return jnp.concatenate([self.qpos(physics)[:9], self.qvel(physics)[:9]])
 
     def goal_marker(self, goal) -> np.ndarray:
         """Render marker: the goal ``x`` at torso height."""
@@ -126,15 +126,6 @@ class Cheetah(_CheetahTask, GoalPipelineEnv):
         self._rest_q = sys.init_q
         self._set_task(episode_length, dense_reward)
 
-    def _physics_at(self, q: jax.Array, qd: jax.Array) -> Any:
-        return self.pipeline_init(q, qd)
-
-    def _advance(self, physics: Any, action: jax.Array) -> Any:
-        return self.pipeline_step(physics, jnp.clip(action, -1.0, 1.0))
-
-    def _qvel(self, physics: Any) -> jax.Array:
-        return physics.qd
-
 
 class MjxCheetah(_CheetahTask, MjxGoalEnv):
     """The same task on goalax's own MJX base (``backend="mjx"``, the default)."""
@@ -153,15 +144,6 @@ class MjxCheetah(_CheetahTask, MjxGoalEnv):
         MjxGoalEnv.__init__(self, model, n_substeps=_FILE.n_frames, impl=impl)
         self._rest_q = jnp.asarray(model.qpos0, jnp.float32)
         self._set_task(episode_length, dense_reward)
-
-    def _physics_at(self, q: jax.Array, qd: jax.Array) -> Any:
-        return self.physics_init(q, qd)
-
-    def _advance(self, physics: Any, action: jax.Array) -> Any:
-        return self.physics_step(physics, self.ctrl_of_action(action))
-
-    def _qvel(self, physics: Any) -> jax.Array:
-        return physics.qvel
 
 
 def make(

@@ -72,6 +72,15 @@ class MjxGoalEnv(GoalEnv):
     def qpos(self, pipeline_state: mjx.Data) -> jax.Array:
         return pipeline_state.qpos
 
+    def qvel(self, pipeline_state: mjx.Data) -> jax.Array:
+        return pipeline_state.qvel
+
+    def physics_at(self, qpos: jax.Array, qvel: jax.Array) -> mjx.Data:
+        return self.physics_init(qpos, qvel)
+
+    def advance(self, pipeline_state: mjx.Data, action: jax.Array) -> mjx.Data:
+        return self.physics_step(pipeline_state, self.ctrl_of_action(action))
+
     def physics_init(self, qpos: jax.Array, qvel: jax.Array) -> mjx.Data:
         """``mjx.Data`` at joint positions and velocities, with everything derived from them."""
         data = mjx.make_data(self.mjx_model)

@@ -71,8 +71,8 @@ BACKENDS = ("generalized", "spring", "positional", "mjx")
 
 class _ReacherTask:
     """The task whatever steps it: start and goal distributions, goal sets, observation layout.
-    A physics class provides ``_physics_at(q, qd)``, ``_advance(physics, action)``, ``qpos``,
-    ``_qvel``, ``fingertip`` and ``fingertip_velocity``."""
+    The physics base provides ``physics_at``, ``advance``, ``qpos`` and ``qvel``; the class
+    ``fingertip`` and ``fingertip_velocity``."""
 
     def _set_task(self, episode_length: int | None, dense_reward: bool, height: float) -> None:
         self.state_dim = 10
@@ -90,10 +90,10 @@ class _ReacherTask:
         goal = self.sample_goal(key_goal)
         q = jnp.concatenate([arm_q, goal[:2]])
         qd = jnp.concatenate([arm_qd, jnp.zeros(2, jnp.float32)])
-        return self.make_state(self._physics_at(q, qd), goal, info={"goal": goal})
+        return self.make_state(self.physics_at(q, qd), goal, info={"goal": goal})
 
     def step(self, state: State, action: jax.Array) -> State:
-        physics = self._advance(state.pipeline_state, action)
+        physics = self.advance(state.pipeline_state, action)
         return self.make_state(physics, state.info["goal"], info=state.info)
 
     def with_goal(self, state: State, goal: jax.Array) -> State:
@@ -101,8 +101,8 @@ class _ReacherTask:
         goal = jnp.asarray(goal, jnp.float32)
         physics = state.pipeline_state
         q = self.qpos(physics).at[2:].set(goal[:2])
-        qd = self._qvel(physics).at[2:].set(0.0)
-        return super().with_goal(state.replace(pipeline_state=self._physics_at(q, qd)), goal)
+        qd = self.qvel(physics).at[2:].set(0.0)
+        return super().with_goal(state.replace(pipeline_state=self.physics_at(q, qd)), goal)
 
     def eval_goal_sets(self) -> dict[str, np.ndarray]:
         """``ring``: 8 goals every 45 degrees at radius 0.15, at the fingertip's height."""
@@ -156,15 +156,6 @@ class Reacher(_ReacherTask, GoalPipelineEnv):
         height = float(self.sys.mj_model.body("body0").pos[2])
         self._set_task(episode_length, dense_reward, height)
 
-    def _physics_at(self, q: jax.Array, qd: jax.Array) -> Any:
-        return self.pipeline_init(q, qd)
-
-    def _advance(self, physics: Any, action: jax.Array) -> Any:
-        return self.pipeline_step(physics, action)
-
-    def _qvel(self, physics: Any) -> jax.Array:
-        return physics.qd
-
     def fingertip(self, pipeline_state) -> jax.Array:
         """``[3]``: world position of the fingertip (a point fixed in the second link)."""
         arm = pipeline_state.x.take(self._arm_link)
@@ -192,15 +183,6 @@ class MjxReacher(_ReacherTask, MjxGoalEnv):
         self._link1 = int(self.mj_model.body("body1").id)
         self._fingertip = int(self.mj_model.site("fingertip").id)
         self._set_task(episode_length, dense_reward, float(self.mj_model.body("body0").pos[2]))
-
-    def _physics_at(self, q: jax.Array, qd: jax.Array) -> Any:
-        return self.physics_init(q, qd)
-
-    def _advance(self, physics: Any, action: jax.Array) -> Any:
-        return self.physics_step(physics, self.ctrl_of_action(action))
-
-    def _qvel(self, physics: Any) -> jax.Array:
-        return physics.qvel
 
     def fingertip(self, data) -> jax.Array:
         """``[3]``: the fingertip site's world position."""
