@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
+
 from goalax.fields import flag
 
 
@@ -27,17 +29,27 @@ class SampleContext(NamedTuple):
     achieved_goal: Callable[[Any], Any] | None = None
 
 
+#: ``(key) -> state``: a fresh agent state (``state.params`` holds what acting needs).
+InitFn = Callable[[jax.Array], Any]
+#: ``(state, batch, key) -> (state, metrics)``: metrics are scalars named ``metric_names``.
+UpdateFn = Callable[[Any, dict[str, jax.Array], jax.Array], tuple[Any, dict[str, jax.Array]]]
+#: ``(params, obs [..., obs_dim], key, deterministic) -> action [..., A]``.
+ActFn = Callable[[Any, jax.Array, jax.Array, bool], jax.Array]
+#: ``(buffer, key, SampleContext) -> batch``: a replay agent draws its own training batch.
+SampleFn = Callable[[Any, jax.Array, SampleContext], dict[str, jax.Array]]
+
+
 class Agent(NamedTuple):
     """The pure functions and static facts of an agent."""
 
-    init: Any  # (key) -> state
-    update: Any  # (state, batch, key) -> (state, metrics: dict of scalars named metric_names)
-    act: Any  # (params, obs [..., obs_dim], key, deterministic: bool) -> action [..., A]
+    init: InitFn
+    update: UpdateFn
+    act: ActFn
     metric_names: tuple[str, ...]
     #: Transition fields ``goalax.training.rollout.collect`` records for this agent.
     fields: tuple[str, ...]
-    #: ``(buffer, key, SampleContext) -> batch`` for replay agents; ``None``: on-policy.
-    sample: Any = None
+    #: The replay sampler; ``None``: on-policy (``update`` takes the latest rollout).
+    sample: SampleFn | None = None
     grad_steps_per_update: int = 1  # gradient steps one ``update`` call takes
 
 
