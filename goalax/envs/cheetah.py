@@ -131,6 +131,7 @@ class MjxCheetah(_CheetahTask, MjxGoalEnv):
     """The same task on goalax's own MJX base (``backend="mjx"``, the default)."""
 
     backends = BACKENDS[:1]
+    observes_bodies = False  # the observation is qpos and qvel
 
     def __init__(
         self,

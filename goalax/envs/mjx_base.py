@@ -49,6 +49,10 @@ class MjxGoalEnv(GoalEnv):
     (usually ``physics_step`` then ``make_state``) and ``state_obs`` over ``mjx.Data``."""
 
     backend = "mjx"
+    #: The observation reads body poses or velocities (``xpos``, ``site_xpos``, ``cvel``, ...):
+    #: ``physics_step`` brings them to the stepped state. A task that reads only ``qpos`` and
+    #: ``qvel`` sets False and skips that work (its data then hold the last substep's poses).
+    observes_bodies: bool = True
 
     def __init__(self, model: mujoco.MjModel, *, n_substeps: int, impl: str = "jax"):
         check_impl(impl)
@@ -89,14 +93,17 @@ class MjxGoalEnv(GoalEnv):
         return mjx.forward(self.mjx_model, data)
 
     def physics_step(self, data: mjx.Data, ctrl: jax.Array) -> mjx.Data:
-        """``n_substeps`` of ``mjx.step`` under control ``ctrl [nu]``, then body poses and
-        velocities of the stepped state (``mjx.step`` leaves those of the state before it)."""
+        """``n_substeps`` of ``mjx.step`` under control ``ctrl [nu]``, then (``observes_bodies``)
+        body poses and velocities of the stepped state: ``mjx.step`` leaves those of the state
+        before its last substep."""
         data = data.replace(ctrl=jnp.asarray(ctrl, data.ctrl.dtype))
 
         def substep(d: mjx.Data, _) -> tuple[mjx.Data, None]:
             return mjx.step(self.mjx_model, d), None
 
         data, _ = jax.lax.scan(substep, data, None, length=self.n_substeps)
+        if not self.observes_bodies:
+            return data
         data = mjx.kinematics(self.mjx_model, data)
         data = mjx.com_pos(self.mjx_model, data)
         return mjx.com_vel(self.mjx_model, data)
