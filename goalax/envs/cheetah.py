@@ -145,19 +145,3 @@ class MjxCheetah(_CheetahTask, MjxGoalEnv):
         MjxGoalEnv.__init__(self, model, n_substeps=_FILE.n_frames, impl=impl)
         self._rest_q = jnp.asarray(model.qpos0, jnp.float32)
         self._set_task(episode_length, dense_reward)
-
-
-def make(
-    *,
-    episode_length: int | None = None,
-    backend: str | None = None,
-    dense_reward: bool = False,
-    impl: str = "jax",
-) -> Cheetah | MjxCheetah:
-    """The cheetah on ``backend`` (default ``mjx``: goalax's MJX base, the reference's
-    physics); ``impl`` is the MJX implementation of ``mjx``."""
-    if backend in (None, "mjx"):
-        return MjxCheetah(episode_length=episode_length, dense_reward=dense_reward, impl=impl)
-    if impl != "jax":
-        raise ValueError(f"--impl {impl} applies to --backend mjx only")
-    return Cheetah(episode_length=episode_length, backend=backend, dense_reward=dense_reward)

@@ -193,19 +193,3 @@ class MjxReacher(_ReacherTask, MjxGoalEnv):
         plus its angular velocity crossed with the unrotated fingertip offset."""
         velocity = point_velocity(self.mj_model, data, self._link1, data.xpos[self._link1])
         return velocity[3:] + jnp.cross(velocity[:3], jnp.asarray(FINGERTIP_OFFSET))
-
-
-def make(
-    *,
-    episode_length: int | None = None,
-    backend: str | None = None,
-    dense_reward: bool = False,
-    impl: str = "jax",
-) -> Reacher | MjxReacher:
-    """The reacher on ``backend`` (default ``generalized``, the reference's); ``impl`` is the
-    MJX implementation of ``backend="mjx"``."""
-    if backend == "mjx":
-        return MjxReacher(episode_length=episode_length, dense_reward=dense_reward, impl=impl)
-    if impl != "jax":
-        raise ValueError(f"--impl {impl} applies to --backend mjx only")
-    return Reacher(episode_length=episode_length, backend=backend, dense_reward=dense_reward)

@@ -70,6 +70,28 @@ POINT_ENV_STEPS = 100_000
 REACHER_ENV_STEPS = 600_000
 
 
+def on_backend(brax_cls: type, mjx_cls: type, backends: tuple[str, ...]) -> Callable[..., GoalEnv]:
+    """The constructor of a task with a class per physics: ``mjx_cls`` (goalax's MJX base) for
+    backend ``mjx``, ``brax_cls`` (brax's pipelines) for the others; ``backends[0]`` is the
+    default. ``impl`` (the MJX implementation) applies to ``mjx`` only."""
+
+    def make(
+        *,
+        episode_length: int | None = None,
+        backend: str | None = None,
+        dense_reward: bool = False,
+        impl: str = "jax",
+    ) -> GoalEnv:
+        backend = backend or backends[0]
+        if backend == "mjx":
+            return mjx_cls(episode_length=episode_length, dense_reward=dense_reward, impl=impl)
+        if impl != "jax":
+            raise ValueError(f"--impl {impl} applies to --backend mjx only")
+        return brax_cls(episode_length=episode_length, backend=backend, dense_reward=dense_reward)
+
+    return make
+
+
 def _maze(layout: maze_layouts.Layout, description: str) -> _Entry:
     return _Entry(
         functools.partial(PointMaze, layout),
@@ -88,7 +110,7 @@ _REGISTRY: dict[str, _Entry] = {
         env_steps=POINT_ENV_STEPS,
     ),
     "reacher": _Entry(
-        reacher.make,
+        on_backend(reacher.Reacher, reacher.MjxReacher, reacher.BACKENDS),
         "2-link planar arm: fingertip to a point in a disc of radius 0.2",
         reacher.BACKENDS,
         env_steps=REACHER_ENV_STEPS,
@@ -168,7 +190,10 @@ for _size, _what in _MAZE_SIZES.items():
         reference_options=_REFERENCE_WALLS,
     )
 _REGISTRY["cheetah"] = _Entry(
-    cheetah.make, "half cheetah: torso x to 5", cheetah.BACKENDS, mjx_base=True
+    on_backend(cheetah.Cheetah, cheetah.MjxCheetah, cheetah.BACKENDS),
+    "half cheetah: torso x to 5",
+    cheetah.BACKENDS,
+    mjx_base=True,
 )
 
 for _name, _variant, _what in (
