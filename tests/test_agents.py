@@ -18,7 +18,7 @@ import goalax
 from goalax import agents, relabel
 from goalax import buffer as replay
 from goalax.agents import critics, ppo, sac, td3
-from goalax.config import ConfigError
+from goalax.config import REPLAY_FIELDS, ConfigError, RunConfig, TrainConfig
 from goalax.envs.base import goal_metrics
 from goalax.networks import sample_tanh_gaussian
 
@@ -483,9 +483,10 @@ SMOKE = {
 @pytest.mark.parametrize("label", list(SMOKE))
 def test_smoke_training_run(tmp_path, label):
     name = label.split("+")[0]
-    config = dataclasses.replace(
-        small_config(tmp_path / "run", total_env_steps=500), agent=SMOKE[label], agent_name=name
-    )
+    run = small_config(tmp_path / "run", total_env_steps=500).run
+    if name == "ppo":  # on-policy: the replay settings stay at their defaults (refused otherwise)
+        run = dataclasses.replace(run, **{f: getattr(RunConfig(), f) for f in REPLAY_FIELDS})
+    config = TrainConfig(run=run, agent=SMOKE[label], agent_name=name)
     result = goalax.train(config)
     rows = read_rows(result.run_dir)
     assert [r["env_steps"] for r in rows] == [0, 400, 500]

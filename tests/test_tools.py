@@ -248,6 +248,7 @@ def test_png_snapshot_of_a_maze_is_not_blank(tmp_path):
     assert red.any()  # the goal marker
 
 
+@pytest.mark.slow  # 12 s of drawing; the refusal of an unknown camera stays in the default suite
 def test_snapshot_camera_choice(tmp_path):
     """--camera reaches the snapshot: the ant's free overview differs from its tracking camera."""
     size = ("--env", "ant", "--width", "48", "--height", "48")
