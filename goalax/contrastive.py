@@ -12,6 +12,7 @@ unknown name raises ``ValueError`` listing the valid ones. Every loss assumes ``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -21,10 +22,14 @@ Array = jax.Array
 
 __all__ = [
     "ENERGIES",
+    "IQE_ALPHA",
+    "IQE_COMPONENTS",
     "LOSSES",
     "contrastive_loss",
     "extra_metric_names",
+    "iqe_distance",
     "logsumexp_penalty",
+    "mrn_distance",
     "paired_logits",
     "pairwise_logits",
 ]
@@ -80,12 +85,92 @@ def _cosine(x: Array, y: Array) -> Array:
     return _dot(_unit_rows(x), _unit_rows(y))
 
 
+# Quasimetric energies: d(x, y) >= 0, d(x, x) = 0 and the triangle inequality hold, but in general
+# d(x, y) != d(y, x) (reaching a goal can be harder than coming back). Energy = -distance.
+
+#: IQE's components in the ``iqe`` energy: 8 dims each at the default ``repr_dim`` 64.
+IQE_COMPONENTS = 8
+#: IQE's fixed maxmean weight: sigmoid(-1), the value QRL's maxmean starts from (QRL learns it).
+IQE_ALPHA = 1.0 / (1.0 + math.e)
+
+
+def _mrn_halves(x: Array) -> tuple[Array, Array]:
+    """``[..., d] -> ([..., d/2], [..., d/2])``: MRN's symmetric and asymmetric halves."""
+    dim = x.shape[-1]
+    if dim % 2:
+        raise ValueError(
+            f"MRN splits the embedding in two halves: its size must be even, got {dim}"
+        )
+    return x[..., : dim // 2], x[..., dim // 2 :]
+
+
+def _max_relu_gap(x: Array, y: Array) -> Array:
+    """``max_i ReLU(x_i - y_i)`` over the last axis: MRN's asymmetric part."""
+    return jnp.maximum(jnp.max(x - y, axis=-1), 0.0)
+
+
+def mrn_distance(x: Array, y: Array) -> Array:
+    """Metric residual network distance (Liu et al., AAAI 2023), ``[..., d] x [..., d] -> [...]``.
+
+    ``d(x, y) = ||x_sym - y_sym||_2 + max_i ReLU(x_asym,i - y_asym,i)``, with ``x_sym`` the first
+    and ``x_asym`` the second half of the last axis (``d`` must be even). The plain (not squared)
+    norm keeps it a quasimetric, the fix of Wang & Isola 2022 (App. C.2); the gradient is finite
+    at ``x == y``. Inputs broadcast like the energies (``x [B, 1, d], y [1, B, d]`` = all pairs).
+    """
+    x_sym, x_asym = _mrn_halves(x)
+    y_sym, y_asym = _mrn_halves(y)
+    return _safe_l2_norm(x_sym - y_sym) + _max_relu_gap(x_asym, y_asym)
+
+
+def iqe_distance(x: Array, y: Array, components: int, alpha: float = IQE_ALPHA) -> Array:
+    """Interval quasimetric embedding (Wang & Isola 2022), ``[..., d] x [..., d] -> [...]``.
+
+    The last axis is read as ``[components, l]`` (``components`` must divide ``d``). Component
+    ``k``'s distance is the total length of the union of the intervals
+    ``[x_kj, max(x_kj, y_kj)]``, ``j = 1..l`` (exact, by sorting); the result is the maxmean
+    ``alpha * max_k + (1 - alpha) * mean_k`` of the components (QRL learns ``alpha``; here it
+    is a constant). Only ``x`` is sorted, in its own (unbroadcast) shape, so the all-pairs form
+    ``x [B, 1, d], y [1, B, d]`` sorts ``B`` rows, not ``B^2``.
+    """
+    if components < 1 or x.shape[-1] % components:
+        raise ValueError(
+            f"IQE needs a number of components that divides the embedding size {x.shape[-1]}, "
+            f"got {components}"
+        )
+    x = x.reshape(*x.shape[:-1], components, -1)
+    y = y.reshape(*y.shape[:-1], components, -1)
+    order = jnp.argsort(x, axis=-1)
+    starts = jnp.take_along_axis(x, order, axis=-1)
+    shape = jnp.broadcast_shapes(x.shape, y.shape)
+    order, starts = jnp.broadcast_to(order, shape), jnp.broadcast_to(starts, shape)
+    ends = jnp.maximum(starts, jnp.take_along_axis(jnp.broadcast_to(y, shape), order, axis=-1))
+    # With starts sorted, the earlier intervals cover [start_j, reach_j] where reach_j is the
+    # largest earlier end, so interval j adds what lies past max(start_j, reach_j).
+    reach = jnp.concatenate(
+        [starts[..., :1], jax.lax.cummax(ends, axis=ends.ndim - 1)[..., :-1]], -1
+    )
+    lengths = jnp.sum(jnp.maximum(ends - jnp.maximum(starts, reach), 0.0), axis=-1)
+    return alpha * jnp.max(lengths, axis=-1) + (1.0 - alpha) * jnp.mean(lengths, axis=-1)
+
+
+def _mrn(x: Array, y: Array) -> Array:
+    """``-mrn_distance(x, y)``."""
+    return -mrn_distance(x, y)
+
+
+def _iqe(x: Array, y: Array) -> Array:
+    """``-iqe_distance(x, y)`` with ``IQE_COMPONENTS`` components and maxmean ``IQE_ALPHA``."""
+    return -iqe_distance(x, y, IQE_COMPONENTS)
+
+
 _ENERGY_FNS: dict[str, Callable[[Array, Array], Array]] = {
     "l2": _l2,
     "l2_squared": _l2_squared,
     "l1": _l1,
     "dot": _dot,
     "cosine": _cosine,
+    "mrn": _mrn,
+    "iqe": _iqe,
 }
 ENERGIES: tuple[str, ...] = tuple(_ENERGY_FNS)
 
@@ -134,11 +219,21 @@ def _pairwise_safe_sqrt(squared: Array) -> Array:
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
 
 
+def _pairwise_mrn(phi: Array, psi: Array) -> Array:
+    """``-mrn_distance`` as ``[B, B]``: the symmetric half by the matmul form, the asymmetric
+    half by broadcasting (``O(B^2 d / 2)`` memory; a max has no matmul form)."""
+    phi_sym, phi_asym = _mrn_halves(phi)
+    psi_sym, psi_asym = _mrn_halves(psi)
+    symmetric = _pairwise_safe_sqrt(_pairwise_squared_distances(phi_sym, psi_sym))
+    return -(symmetric + _max_relu_gap(phi_asym[:, None, :], psi_asym[None, :, :]))
+
+
 _PAIRWISE_FNS: dict[str, Callable[[Array, Array], Array]] = {
     "l2": lambda x, y: -_pairwise_safe_sqrt(_pairwise_squared_distances(x, y)),
     "l2_squared": lambda x, y: -_pairwise_squared_distances(x, y),
     "dot": _cross,
     "cosine": lambda x, y: _cross(_unit_rows(x), _unit_rows(y)),
+    "mrn": _pairwise_mrn,
 }
 
 
@@ -146,10 +241,13 @@ def pairwise_logits(energy: str, phi: Array, psi: Array) -> Array:
     """All-pairs critic ``logits[i, j] = f(phi_i, psi_j)``, ``[B, d] x [B, d] -> [B, B]``.
 
     ``f`` is one of ``ENERGIES``: ``l2 = -||phi_i - psi_j||_2``, ``l2_squared = -||.||_2^2``,
-    ``l1 = -||.||_1``, ``dot = phi_i · psi_j``, ``cosine = (phi_i/||phi_i||) · (psi_j/||psi_j||)``.
+    ``l1 = -||.||_1``, ``dot = phi_i · psi_j``, ``cosine = (phi_i/||phi_i||) · (psi_j/||psi_j||)``,
+    and the quasimetrics ``mrn = -mrn_distance(phi_i, psi_j)`` and
+    ``iqe = -iqe_distance(phi_i, psi_j, IQE_COMPONENTS)`` (distance from state-action to goal).
     ``l2``, ``l2_squared``, ``dot`` and ``cosine`` use one full-precision matmul (fast on every
-    backend, accurate at large norms, see ``_pairwise_squared_distances``); ``l1`` has no matmul
-    form and broadcasts rows (``O(B^2 d)`` memory).
+    backend, accurate at large norms, see ``_pairwise_squared_distances``), as does the symmetric
+    half of ``mrn``; ``l1``, ``iqe`` and ``mrn``'s asymmetric half have no matmul form and
+    broadcast rows (``O(B^2 d)`` memory: 16 MB per ``iqe`` intermediate at ``B = 256, d = 64``).
     """
     energy_fn = _energy_fn(energy)
     if energy in _PAIRWISE_FNS:

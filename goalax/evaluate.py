@@ -242,7 +242,7 @@ def format_report(report: dict) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``goalax eval`` flags."""
     parser.description = (
-        "Evaluate a run's latest checkpoint with its evaluation policy (deterministic unless the "
+        "Evaluate a run's newest saved policy with its evaluation policy (deterministic unless the "
         "run was trained with --no-deterministic-eval)."
     )
     parser.add_argument("run_dir", help="run directory (config.json and checkpoints/)")

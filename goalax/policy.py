@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import jax
 
+from goalax import artifact
 from goalax.config import TrainConfig
 from goalax.envs.base import GoalEnv
+from goalax.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -41,11 +45,59 @@ def params_only(like: Any) -> Any:
 
 
 def load(run_dir: str) -> LoadedRun:
-    """Load the agent params of the newest intact checkpoint of ``run_dir``.
+    """The policy of the newest intact artifact of ``run_dir`` (``goalax.artifact``).
 
-    Only the params and the step counter are read: the rest of the training state (the replay
-    buffer above all, often GBs) is marked ``checkpoint.SKIP`` and never leaves the disk.
+    Only the task and the agent's networks are built, never the training program. A damaged
+    newer artifact is skipped with one warning line. A run saved before artifacts existed is
+    read from its newest checkpoint instead: params and step counter only, the rest of the
+    training state (the replay buffer above all, often GBs) never leaves the disk.
     """
+    if not os.path.isdir(run_dir):
+        raise ConfigError(f"run directory {run_dir} does not exist")
+    skipped = []
+    for step in reversed(artifact.steps(run_dir)):
+        try:
+            run = _from_artifact(run_dir, step)
+        except artifact.ArtifactError as err:
+            skipped.append(str(err))
+            continue
+        if skipped:
+            print(_skipped_line(skipped, f"the policy of env step {step}"), file=sys.stderr)
+        return run
+    run = _from_checkpoint(run_dir)
+    if skipped:
+        print(_skipped_line(skipped, "the newest checkpoint"), file=sys.stderr)
+    return run
+
+
+def _skipped_line(skipped: list[str], used: str) -> str:
+    return f"warning: {'; '.join(skipped)}; using {used} instead"
+
+
+def _from_artifact(run_dir: str, step: int) -> LoadedRun:
+    from goalax.config import from_dict, resolve_defaults
+    from goalax.training.loop import make_agent, make_env, seed_keys
+
+    meta = artifact.read_meta(run_dir, step)
+    source = os.path.join(artifact.folder(run_dir, step), "policy.json")
+    config = resolve_defaults(from_dict(meta.config, f"{source}: config"))
+    env = make_env(config)
+    now = artifact.env_spec(env)
+    if now != meta.spec:
+        changed = ", ".join(f"{k} {meta.spec.get(k)} -> {v}" for k, v in now.items()
+                            if meta.spec.get(k) != v)  # fmt: skip
+        raise ConfigError(
+            f"{source}: the policy was trained on a {config.run.env} that differs from this "
+            f"goalax's ({changed}); evaluate it with the goalax version that trained it "
+            f"({meta.goalax_version})"
+        )
+    agent = make_agent(config, env)
+    like = jax.eval_shape(jax.vmap(agent.init), seed_keys(config)).params
+    params = artifact.read_params(run_dir, step, like)
+    return LoadedRun(config, env, jax.device_put(params), meta.env_steps, agent.act)
+
+
+def _from_checkpoint(run_dir: str) -> LoadedRun:
     from goalax.training import checkpoint
     from goalax.training.loop import build, seed_keys
     from goalax.training.run import load_config

@@ -195,6 +195,11 @@ def apply(config: TrainConfig, keep: frozenset[str] | set[str] = frozenset()) ->
         return config
     if config.run.preset not in PRESETS:
         raise ConfigError(f"unknown preset '{config.run.preset}'; valid: {', '.join(PRESETS)}")
+    if config.agent_name not in _PAPER_AGENT:
+        raise ConfigError(
+            f"--preset paper: the paper's code has no {config.agent_name} (it has "
+            f"{', '.join(sorted(_PAPER_AGENT))}); drop --preset to use goalax's defaults"
+        )
     run_values, agent_values = paper_values(config.agent_name, config.run, keep)
     return dataclasses.replace(
         config,

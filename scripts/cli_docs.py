@@ -18,6 +18,7 @@ COMMANDS = (
     ("train", "sac"),
     ("train", "td3"),
     ("train", "ppo"),
+    ("train", "gcsl"),
     ("eval",),
     ("render",),
     ("plot",),

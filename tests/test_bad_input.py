@@ -121,7 +121,10 @@ EDITS = [
     (set_key("agent", "energy", "l3"), 'agent.energy must be one of "l2"'),
     (set_key("run", "no_such_field", 1), "unknown field(s) no_such_field"),
     (set_key(None, "extra", 1), "unknown key(s) extra"),
-    (set_key(None, "agent_name", "foo"), 'agent_name must be one of crl, ppo, sac, td3, got "foo"'),
+    (
+        set_key(None, "agent_name", "foo"),
+        f'agent_name must be one of {", ".join(agents.names())}, got "foo"',
+    ),
     (set_key(None, "run", [1]), "run must be a JSON object"),
     (drop("agent"), "has no agent section"),
     (drop("run"), "has no run section"),

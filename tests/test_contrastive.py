@@ -12,9 +12,13 @@ from hypothesis import strategies as st
 
 from goalax.contrastive import (
     ENERGIES,
+    IQE_ALPHA,
+    IQE_COMPONENTS,
     LOSSES,
     contrastive_loss,
+    iqe_distance,
     logsumexp_penalty,
+    mrn_distance,
     paired_logits,
     pairwise_logits,
 )
@@ -46,9 +50,11 @@ def normal(seed, shape):
     return jnp.asarray(np.random.default_rng(seed).normal(size=shape), dtype=jnp.float32)
 
 
-# Tiny batch for the energies: B = 2, d = 2.
-PHI = jnp.array([[3.0, 0.0], [0.0, 1.0]])
-PSI = jnp.array([[2.0, 1.0], [0.0, 3.0]])
+# Tiny batch for the energies: B = 2, d = 2, padded with zero columns to d = 8 (IQE's
+# IQE_COMPONENTS = 8 components need d a multiple of 8; zero columns change no energy below).
+DIM = 8
+PHI = jnp.pad(jnp.array([[3.0, 0.0], [0.0, 1.0]]), ((0, 0), (0, DIM - 2)))
+PSI = jnp.pad(jnp.array([[2.0, 1.0], [0.0, 3.0]]), ((0, 0), (0, DIM - 2)))
 
 # Differences phi_i - psi_j:
 #   (0,0): (1, -1)   (0,1): (3, -3)   (1,0): (-2, 0)   (1,1): (0, -2)
@@ -61,6 +67,14 @@ EXPECTED_ENERGIES = {
     # phi_0·psi_0 = 6, phi_0·psi_1 = 0, phi_1·psi_0 = 1, phi_1·psi_1 = 3.
     "dot": [[6.0, 0.0], [1.0, 3.0]],
     "cosine": [[2.0 / SQRT5, 0.0], [1.0 / SQRT5, 1.0]],
+    # MRN: the symmetric half (columns 0-3) holds both nonzero columns, the asymmetric half is 0.
+    "mrn": [[-math.sqrt(2.0), -math.sqrt(18.0)], [-2.0, -2.0]],
+    # IQE: 8 components of 1 dim, each ReLU(psi_k - phi_k): (0, 1), (0, 3), (2, 0), (0, 2) on
+    # the two nonzero columns, so max = m and mean = m / 8 with m = 1, 3, 2, 2.
+    "iqe": [
+        [-(IQE_ALPHA + (1 - IQE_ALPHA) / 8), -3 * (IQE_ALPHA + (1 - IQE_ALPHA) / 8)],
+        [-2 * (IQE_ALPHA + (1 - IQE_ALPHA) / 8), -2 * (IQE_ALPHA + (1 - IQE_ALPHA) / 8)],
+    ],
 }
 
 
@@ -72,7 +86,7 @@ def test_pairwise_logits_hand_values(energy):
 
 @pytest.mark.parametrize("energy", ENERGIES)
 def test_paired_logits_is_the_diagonal(energy):
-    phi, psi = normal(0, (2, 3, 2))
+    phi, psi = normal(0, (2, 3, DIM))
     paired = all_paired(phi, psi)[energy]
     assert paired.shape == (3,)
     np.testing.assert_allclose(
@@ -83,7 +97,7 @@ def test_paired_logits_is_the_diagonal(energy):
 def test_cosine_normalises_each_row_not_the_batch():
     # Regression: the predecessor divided by the norm of the whole batch, so rescaling one row
     # changed every logit. Row-wise cosine must be unchanged by any positive per-row scaling.
-    phi, psi = normal(1, (2, 3, 2))
+    phi, psi = normal(1, (2, 3, DIM))
     scaled_phi = phi * jnp.array([[1.0], [1.0], [100.0]])
     logits = all_pairwise(phi, psi)["cosine"]
     scaled_logits = all_pairwise(scaled_phi, psi)["cosine"]
@@ -249,8 +263,9 @@ def all_gradients(phi, psi):
 
 
 def test_gradients_finite_when_phi_equals_psi():
-    # Repeated rows and a zero row: the L2 sqrt, the L1 kink and the cosine norm all sit at 0.
-    phi = jnp.array([[0.5, -1.0], [0.5, -1.0], [0.0, 0.0]])
+    # Repeated rows and a zero row: the L2 sqrt, the L1 kink and the cosine norm all sit at 0
+    # (and every max and sort of MRN and IQE ties).
+    phi = jnp.tile(jnp.array([[0.5, -1.0], [0.5, -1.0], [0.0, 0.0]]), (1, DIM // 2))
     grads = all_gradients(phi, phi)
     assert len(grads) == len(ENERGIES) * len(LOSSES)
     not_finite = [name for name, g in grads.items() if not all(np.isfinite(x).all() for x in g)]
@@ -276,7 +291,7 @@ def test_nonnegative_losses(logits):
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**16))
 def test_permuting_pairs_leaves_every_loss_unchanged(seed):
-    phi, psi = normal(seed, (2, 3, 2))
+    phi, psi = normal(seed, (2, 3, DIM))
     perm = np.random.default_rng(seed).permutation(3)
     logits = all_pairwise(phi, psi)
     permuted = all_pairwise(phi[perm], psi[perm])
@@ -329,3 +344,100 @@ def test_pairwise_distances_accurate_at_large_norms(energy, norm):
     # ||a||^2 + ||b||^2 - 2 a.b on the raw float32 inputs is off by 2 % at norm 1 and by more
     # than the distance itself at norms 10 and 30.
     assert relative.max() < 1e-3, f"worst relative error {relative.max():.2e}"
+
+
+# Quasimetric energies: MRN (Liu et al. 2023) and IQE (Wang & Isola 2022).
+
+
+def test_mrn_distance_hand_values():
+    # Halves: sym (0, 0) vs (3, 4): ||.||_2 = 5. Asym (1, 3) vs (2, 0): x - y = (-1, 3), so
+    # d(x, y) = 5 + max(ReLU(-1), ReLU(3)) = 8; y - x = (1, -3), so d(y, x) = 5 + 1 = 6.
+    x = jnp.array([0.0, 0.0, 1.0, 3.0])
+    y = jnp.array([3.0, 4.0, 2.0, 0.0])
+    np.testing.assert_allclose(mrn_distance(x, y), 8.0, rtol=1e-6)
+    np.testing.assert_allclose(mrn_distance(y, x), 6.0, rtol=1e-6)
+
+
+@functools.partial(jax.jit, static_argnames="components")
+def iqe(x, y, components, alpha=IQE_ALPHA):
+    """``iqe_distance``, compiled once per ``components`` (eager JAX is slow here)."""
+    return iqe_distance(x, y, components, alpha)
+
+
+def test_iqe_distance_hand_values():
+    # Component 1 (unsorted on purpose): intervals [x_j, max(x_j, y_j)] = [2, 4], [5, 5],
+    # [0, 3], [1, 2]: [1, 2] lies inside [0, 3], which overlaps [2, 4]: union [0, 4], length 4.
+    # Component 2: [0, 1], [10, 12], [7, 7] (empty: y < x), [7, 7.5]: disjoint, 1 + 2 + 0.5.
+    x = jnp.array([2.0, 5.0, 0.0, 1.0, 0.0, 10.0, 7.0, 7.0])
+    y = jnp.array([4.0, 5.0, 3.0, 2.0, 1.0, 12.0, 6.0, 7.5])
+    components = [4.0, 3.5]
+    maxmean = 0.3 * max(components) + 0.7 * np.mean(components)
+    np.testing.assert_allclose(iqe(x, y, components=2, alpha=0.3), maxmean, rtol=1e-6)
+    # One component of all eight: [0, 1] now overlaps [0, 4], so [0, 4] + [7, 7.5] + [10, 12].
+    np.testing.assert_allclose(iqe(x, y, components=1), 4.0 + 0.5 + 2.0, rtol=1e-6)
+    # The other way: [4, 4], [5, 5], [3, 3], [2, 2] (all empty); [1, 1], [12, 12], [6, 7],
+    # [7.5, 7.5]: length 1.
+    expected_back = IQE_ALPHA * 1.0 + (1 - IQE_ALPHA) * 0.5
+    np.testing.assert_allclose(iqe(y, x, components=2), expected_back, rtol=1e-6)
+
+
+def _union_length(starts, ends) -> float:
+    """Length of a union of intervals by merging them in order (float64 reference)."""
+    total, reach = 0.0, -np.inf
+    for start, end in sorted(zip(starts, ends, strict=True)):
+        total += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    return total
+
+
+def _iqe_reference(x, y, components, alpha):
+    parts = np.reshape(x, (components, -1)), np.reshape(y, (components, -1))
+    lengths = [_union_length(a, np.maximum(a, b)) for a, b in zip(*parts, strict=True)]
+    return alpha * max(lengths) + (1 - alpha) * np.mean(lengths)
+
+
+#: Distances under test: the public functions and the two CRL energies as distances, d = 16.
+QUASIMETRICS = {
+    "mrn_distance": mrn_distance,
+    "iqe_distance(4 components)": functools.partial(iqe_distance, components=4),
+    "-energy mrn": lambda x, y: -paired_logits("mrn", x, y),
+    "-energy iqe": lambda x, y: -paired_logits("iqe", x, y),
+}
+
+
+@jax.jit
+def quasimetric_facts(x, y, z):
+    """Per distance: d(x, y), d(y, x), d(x, z), d(y, z), d(x, x) and the gradients of d at
+    ``x == y`` for rows ``[N, 16]``."""
+    facts = {}
+    for name, fn in QUASIMETRICS.items():
+        grads = jax.grad(lambda a, b, fn=fn: jnp.sum(fn(a, b)), argnums=(0, 1))(x, x)
+        facts[name] = (fn(x, y), fn(y, x), fn(x, z), fn(y, z), fn(x, x), grads)
+    return facts
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), grid=st.booleans())
+def test_mrn_and_iqe_are_quasimetrics(seed, grid):
+    # On a coarse grid many coordinates tie, the edge cases of the max and the sort.
+    rng = np.random.default_rng(seed)
+    points = rng.integers(-2, 3, size=(3, 32, 16)) * 0.5 if grid else rng.normal(size=(3, 32, 16))
+    x, y, z = jnp.asarray(points, jnp.float32)
+    facts = jax.device_get(quasimetric_facts(x, y, z))
+    assert len(facts) == len(QUASIMETRICS)
+    for name, (xy, yx, xz, yz, xx, grads) in facts.items():
+        np.testing.assert_array_equal(xx, 0.0, err_msg=name)
+        assert (xy >= 0).all() and (yx >= 0).all(), name
+        assert (xz <= xy + yz + 1e-5).all(), name  # d(x, z) <= d(x, y) + d(y, z)
+        assert np.abs(xy - yx).max() > 0.1, f"{name} is symmetric on 32 random pairs"
+        assert all(np.isfinite(g).all() for g in grads), name
+    expected = [_iqe_reference(a, b, 4, IQE_ALPHA) for a, b in zip(*points[:2], strict=True)]
+    np.testing.assert_allclose(facts["iqe_distance(4 components)"][0], expected, rtol=1e-5)
+
+
+def test_quasimetrics_refuse_sizes_they_cannot_split():
+    with pytest.raises(ValueError, match="even"):
+        mrn_distance(jnp.zeros(3), jnp.zeros(3))
+    with pytest.raises(ValueError, match="divides the embedding size 12"):
+        iqe_distance(jnp.zeros(12), jnp.zeros(12), components=8)
+    assert 64 % IQE_COMPONENTS == 0  # the default --repr-dim works with --energy iqe

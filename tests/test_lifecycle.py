@@ -182,6 +182,22 @@ def test_load_gives_a_policy_for_one_observation(runs):
     np.testing.assert_array_equal(action, again)
 
 
+def test_load_reads_the_policy_artifact_without_the_training_program(runs, tmp_path, monkeypatch):
+    """eval, render and load read ``policies/<step>``; a run saved before artifacts existed
+    (no ``policies/``) is read from its checkpoint to the same params."""
+    from goalax.training import loop
+
+    old_run = copy(runs.first, tmp_path)
+    shutil.rmtree(os.path.join(old_run, "policies"))
+    from_checkpoint = goalax.load(old_run)
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "build", lambda *a: pytest.fail("load built the training program"))
+        from_artifact = goalax.load(runs.first)
+    assert from_artifact.env_steps == from_checkpoint.env_steps == runs.task.first
+    assert from_artifact.config == from_checkpoint.config
+    params_equal(from_artifact.params, from_checkpoint.params)
+
+
 def test_resume_to_a_larger_budget_equals_an_uninterrupted_run(runs, tmp_path):
     """``--resume RUN --total-env-steps FULL`` after the first leg: every row (but timings)
     and the final params are those of a run trained to FULL without a stop."""

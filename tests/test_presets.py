@@ -270,6 +270,16 @@ def test_cli_unknown_preset_is_one_line(capsys):
     assert len(err.splitlines()) == 1 and err.startswith("goalax: error:") and "paper" in err
 
 
+def test_an_agent_the_paper_lacks_is_refused_in_one_line(monkeypatch, capsys):
+    """Agents added beyond the paper's four have no paper values: the preset names the ones it
+    has instead of failing with a KeyError."""
+    monkeypatch.delitem(presets._PAPER_AGENT, "td3")
+    assert main(["train", "td3", "--preset", "paper", "--env", "point"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("goalax: error:")
+    assert "no td3" in err and "crl, ppo, sac" in err
+
+
 # --- the options the preset needs -------------------------------------------------------------
 
 

@@ -137,6 +137,14 @@ def copy_of(two_checkpoints, tmp_path):
     return path
 
 
+@pytest.fixture
+def pre_artifact_copy(copy_of):
+    """The copy as a goalax before policy artifacts wrote it (no ``policies/``): load, eval and
+    render read its checkpoints."""
+    shutil.rmtree(os.path.join(copy_of, "policies"))
+    return copy_of
+
+
 def damage(run_dir, step):
     """Truncate every array data file of one checkpoint to half its size (a torn copy)."""
     folder = os.path.join(run_dir, "checkpoints", str(step))
@@ -171,33 +179,33 @@ def test_resume_skips_a_damaged_latest_checkpoint(copy_of, capfd):
     assert os.path.isdir(os.path.join(copy_of, "checkpoints", "800.unreadable"))
 
 
-def test_load_and_eval_skip_a_damaged_latest_checkpoint(copy_of, capfd):
-    damage(copy_of, 800)
+def test_load_and_eval_skip_a_damaged_latest_checkpoint(pre_artifact_copy, capfd):
+    damage(pre_artifact_copy, 800)
     capfd.readouterr()
-    assert goalax.load(copy_of).env_steps == 400
+    assert goalax.load(pre_artifact_copy).env_steps == 400
     one_warning_line(capfd, newer=800, used=400)
-    assert main(["eval", copy_of, "--episodes", "2", "--json"]) == 0
+    assert main(["eval", pre_artifact_copy, "--episodes", "2", "--json"]) == 0
     out, err = capfd.readouterr()
     assert json.loads(out)["env_steps"] == 400
     assert len(err.splitlines()) == 1 and "using checkpoint 400" in err, err
-    assert checkpoints(copy_of) == [400, 800]  # reading never moves anything
+    assert checkpoints(pre_artifact_copy) == [400, 800]  # reading never moves anything
 
 
-def test_no_intact_checkpoint_is_one_clear_error(copy_of, capfd):
-    damage(copy_of, 400)
-    damage(copy_of, 800)
+def test_no_intact_checkpoint_is_one_clear_error(pre_artifact_copy, capfd):
+    damage(pre_artifact_copy, 400)
+    damage(pre_artifact_copy, 800)
     with pytest.raises(
         ConfigError, match="checkpoints 800, 400 in .* cannot be read \\(ValueError\\)"
     ):
-        goalax.load(copy_of)
+        goalax.load(pre_artifact_copy)
     capfd.readouterr()
-    assert main(["eval", copy_of]) == 2
+    assert main(["eval", pre_artifact_copy]) == 2
     err = capfd.readouterr().err
     assert len(err.splitlines()) == 1, err
     assert err.startswith("goalax: error: checkpoints 800, 400 in"), err
 
 
-def test_a_restore_failure_in_goalax_blames_goalax(copy_of, capfd, monkeypatch):
+def test_a_restore_failure_in_goalax_blames_goalax(pre_artifact_copy, capfd, monkeypatch):
     """Intact files and a defect in goalax's own restore code: the line says so (exit 1), names
     no file as damaged, and GOALAX_DEBUG=1 shows the traceback instead."""
 
@@ -206,7 +214,7 @@ def test_a_restore_failure_in_goalax_blames_goalax(copy_of, capfd, monkeypatch):
 
     monkeypatch.setattr(checkpoint, "_with_empty", broken)
     capfd.readouterr()
-    assert main(["eval", copy_of, "--episodes", "2"]) == 1
+    assert main(["eval", pre_artifact_copy, "--episodes", "2"]) == 1
     err = capfd.readouterr().err
     assert len(err.splitlines()) == 1, err
     assert err.startswith("goalax: error: internal error: checkpoint 800 was read, then goalax"), (
@@ -216,8 +224,8 @@ def test_a_restore_failure_in_goalax_blames_goalax(copy_of, capfd, monkeypatch):
     assert "cannot be read" not in err
     monkeypatch.setenv("GOALAX_DEBUG", "1")
     with pytest.raises(GoalaxBug):
-        main(["eval", copy_of, "--episodes", "2"])
-    assert checkpoints(copy_of) == [400, 800]
+        main(["eval", pre_artifact_copy, "--episodes", "2"])
+    assert checkpoints(pre_artifact_copy) == [400, 800]
 
 
 def test_tensorboard_holds_each_step_once_after_a_crash(copy_of):
@@ -230,6 +238,13 @@ def test_tensorboard_holds_each_step_once_after_a_crash(copy_of):
     assert len(pairs) == len(set(pairs)), "a (tag, step) is logged twice"
     assert sorted({step for _, step in pairs}) == [0, 400, 800, 1200]
     assert {tag for tag, _ in pairs} == {tag for tag, _ in before}
+
+
+def test_eval_reads_the_policy_artifact_whatever_the_checkpoints(copy_of, capfd):
+    damage(copy_of, 800)
+    capfd.readouterr()
+    assert goalax.load(copy_of).env_steps == 800
+    assert capfd.readouterr().err == ""
 
 
 def test_load_reads_the_params_and_never_the_buffer(two_checkpoints, copy_of, monkeypatch):
@@ -253,6 +268,7 @@ def test_load_reads_the_params_and_never_the_buffer(two_checkpoints, copy_of, mo
         return result
 
     monkeypatch.setattr(checkpoint, "restore_latest_intact", spy)
+    shutil.rmtree(os.path.join(copy_of, "policies"))  # read the checkpoint, as before artifacts
     again = goalax.load(copy_of)
     jax.tree.map(np.testing.assert_array_equal, again.params, two_checkpoints.params)
     (state,) = restored

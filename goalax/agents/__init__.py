@@ -15,6 +15,9 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "sac": ("goalax.agents.sac", "SACConfig"),
     "td3": ("goalax.agents.td3", "TD3Config"),
     "ppo": ("goalax.agents.ppo", "PPOConfig"),
+    "td_infonce": ("goalax.agents.td_infonce", "TDInfoNCEConfig"),
+    "gcsl": ("goalax.agents.gcsl", "GCSLConfig"),
+    "gciql": ("goalax.agents.gciql", "GCIQLConfig"),
 }
 
 

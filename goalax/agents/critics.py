@@ -185,18 +185,26 @@ def critic_step(
 
 
 def her_sample(
-    config: OffPolicyConfig, buf: BufferState, key: jax.Array, context: SampleContext
+    config: OffPolicyConfig,
+    buf: BufferState,
+    key: jax.Array,
+    context: SampleContext,
+    *,
+    strategy: HERStrategy | None = None,
+    relabel_fraction: float | None = None,
 ) -> dict:
     """SAC/TD3 batch from replay: HER relabelling (with ``--her``) and rewards from the task's
-    own success function (``goalax.relabel.her_batch``)."""
+    own success function (``goalax.relabel.her_batch``). ``strategy`` and ``relabel_fraction``
+    replace the config's (GCIQL draws its actor's goals from a second mixture)."""
+    fraction = config.relabel_fraction if relabel_fraction is None else relabel_fraction
     return relabel.her_batch(
         buf,
         key,
         context.batch_size,
         max_episode_length=context.max_episode_length,
         gamma=config.discount,
-        strategy=config.goal_strategy,
-        relabel_fraction=config.relabel_fraction if config.her else 0.0,
+        strategy=config.goal_strategy if strategy is None else strategy,
+        relabel_fraction=fraction if config.her else 0.0,
         goal_reward=context.goal_reward,
         achieved_at=config.her_achieved if config.her else "next_state",
         achieved_goal=context.achieved_goal,

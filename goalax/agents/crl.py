@@ -27,7 +27,7 @@ from goalax.agents.base import Agent, SampleContext, check_network_sizes, check_
 from goalax.buffer import BufferState, GoalStrategy
 from goalax.networks import MLP
 
-Energy = Literal["l2", "l2_squared", "l1", "dot", "cosine"]
+Energy = Literal["l2", "l2_squared", "l1", "dot", "cosine", "mrn", "iqe"]
 Loss = Literal[
     "infonce_forward",
     "infonce_backward",
@@ -49,7 +49,7 @@ class CRLConfig:
     PREFILL_STEPS: ClassVar[int] = 1000
 
     energy: Energy = "l2"
-    """Critic energy f(φ, ψ)."""
+    """Critic energy f(φ, ψ); mrn and iqe are quasimetrics (-distance from φ to ψ)."""
     loss: Loss = "infonce_sym"
     """Contrastive objective over the batch's (state-action, goal) pairs."""
     logsumexp_penalty: float = 0.1
@@ -88,6 +88,17 @@ class CRLConfig:
     def validate(self) -> None:
         """Raise ValueError with a one-line fix for impossible settings."""
         check_network_sizes(self, ("repr_dim", "depth", "width", "actor_depth", "actor_width"))
+        if self.energy == "mrn" and self.repr_dim % 2:
+            raise ValueError(
+                f"--repr-dim must be even with --energy mrn (half symmetric, half asymmetric), "
+                f"got {self.repr_dim}"
+            )
+        components = contrastive.IQE_COMPONENTS
+        if self.energy == "iqe" and self.repr_dim % components:
+            raise ValueError(
+                f"--repr-dim must be a multiple of {components} with --energy iqe "
+                f"({components} components), got {self.repr_dim}"
+            )
         if not 0.0 < self.discount < 1.0:
             raise ValueError(f"--discount must be in (0, 1), got {self.discount}")
         check_positive(self, ("critic_lr", "actor_lr", "alpha_lr"))
@@ -122,9 +133,10 @@ METRICS = (
 
 
 class CRLNets(NamedTuple):
-    """What ``make`` builds once: the encoders, the actor, the critic's optimiser, the config."""
+    """What ``make`` builds once: the encoders, the actor, the critic's optimiser, the config
+    (a ``CRLConfig``; TD-InfoNCE builds the same networks from its own config)."""
 
-    config: CRLConfig
+    config: Any
     sa_encoder: MLP
     goal_encoder: MLP
     actor: entropy_actor.EntropyActor
@@ -136,7 +148,10 @@ def metric_names(config: CRLConfig) -> tuple[str, ...]:
     return METRICS + contrastive.extra_metric_names(config.loss)
 
 
-def build_nets(config: CRLConfig, action_dim: int) -> CRLNets:
+def build_nets(config: Any, action_dim: int) -> CRLNets:
+    """φ and ψ encoders, the entropy actor and the critic's Adam from ``config``'s network and
+    optimiser fields: a ``CRLConfig``, or a config with the same field names (TD-InfoNCE's)."""
+
     def encoder() -> MLP:
         return MLP(
             out_dim=config.repr_dim,
@@ -162,12 +177,19 @@ def build_nets(config: CRLConfig, action_dim: int) -> CRLNets:
 def init(nets: CRLNets, sizes: tuple[int, int, int], key: jax.Array) -> CRLState:
     """Fresh parameters for ``sizes = (state_dim, goal_dim, action_dim)``."""
     state_dim, goal_dim, action_dim = sizes
+    sa_dim, obs_dim = state_dim + action_dim, state_dim + goal_dim
+    return init_state(nets, key, sa_dim=sa_dim, goal_dim=goal_dim, obs_dim=obs_dim)
+
+
+def init_state(
+    nets: CRLNets, key: jax.Array, *, sa_dim: int, goal_dim: int, obs_dim: int
+) -> CRLState:
+    """Fresh ``CRLState`` for φ inputs of ``sa_dim`` (TD-InfoNCE's φ also reads the goal), ψ
+    inputs of ``goal_dim`` and actor observations of ``obs_dim``."""
     sa_key, g_key, actor_key = jax.random.split(key, 3)
-    sa_params = nets.sa_encoder.init(sa_key, jnp.zeros((1, state_dim + action_dim)))
+    sa_params = nets.sa_encoder.init(sa_key, jnp.zeros((1, sa_dim)))
     g_params = nets.goal_encoder.init(g_key, jnp.zeros((1, goal_dim)))
-    actor_params, log_alpha, actor_opt = entropy_actor.init(
-        nets.actor, actor_key, state_dim + goal_dim
-    )
+    actor_params, log_alpha, actor_opt = entropy_actor.init(nets.actor, actor_key, obs_dim)
     return CRLState(
         params=CRLParams(sa_params, g_params, actor_params, log_alpha),
         critic_opt=nets.critic_tx.init((sa_params, g_params)),

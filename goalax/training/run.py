@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from goalax import artifact
 from goalax.config import (
     RESUMABLE_AGENT_FIELDS,
     ConfigError,
@@ -209,11 +210,15 @@ def train(config: TrainConfig) -> TrainResult:
         return _train_loop(program, state, run_dir)
 
 
-def _write_config(config: TrainConfig, run_dir: str) -> None:
-    """config.json: the resolved config, with the run dir filled in, enough to rerun."""
+def saved_config(config: TrainConfig, run_dir: str) -> dict:
+    """The resolved config with the run dir filled in, enough to rerun (config.json and each
+    policy artifact hold it)."""
     run = dataclasses.replace(config.run, run_dir=run_dir, resume=None)
-    config_dict = to_dict(dataclasses.replace(config, run=run))
-    replace_json(os.path.join(run_dir, "config.json"), config_dict, indent=2)
+    return to_dict(dataclasses.replace(config, run=run))
+
+
+def _write_config(config: TrainConfig, run_dir: str) -> None:
+    replace_json(os.path.join(run_dir, "config.json"), saved_config(config, run_dir), indent=2)
 
 
 def check_traces(program: Program) -> None:
@@ -246,7 +251,9 @@ def restore_state(program: Program, run_dir: str) -> TrainState:
     """Newest intact checkpoint of ``run_dir`` in the structure of ``program``'s state, to resume
     from: newer unreadable checkpoints are set aside (the resumed run saves those steps again)."""
     like = jax.eval_shape(program.init, seed_keys(program.config))
-    _, state = checkpoint.restore_run(run_dir, like, set_aside=True)
+    step, state = checkpoint.restore_run(run_dir, like, set_aside=True)
+    if distributed.is_primary():
+        artifact.prune(run_dir, above=step)  # those steps are trained again
     return place(program, state)
 
 
@@ -441,7 +448,7 @@ def _train_loop(program: Program, state: TrainState, run_dir: str) -> TrainResul
                 )
             if stop.signal is not None:
                 with _disk_space(run_dir, f"checkpoint {int(state.env_steps)}"):
-                    last_saved = _save_on_stop(ckpt, state, last_saved)
+                    last_saved = _save_on_stop(program, run_dir, ckpt, state, last_saved)
                 print(_stop_line(stop.signal, last_saved, run_dir), file=sys.stderr, flush=True)
     except BaseException:
         _close(logger, ckpt, reporter, quietly=True)
@@ -503,7 +510,7 @@ def _run_chunks(
         reporter.update(rows)
         state = reset_metrics(state)
         with _disk_space(run_dir, f"checkpoint {env_steps}"):
-            checkpoint.save(ckpt, env_steps, state)
+            save(program, run_dir, ckpt, state)
         last_saved = env_steps
         train_time, steps_since_row = 0.0, 0
     return state, last_saved
@@ -518,14 +525,32 @@ def _close(logger: MetricsLogger, ckpt, reporter: Reporter, quietly: bool = Fals
     reporter.close()
 
 
-def _save_on_stop(ckpt, state: TrainState, last_saved: int | None) -> int | None:
+def _save_on_stop(
+    program: Program, run_dir: str, ckpt, state: TrainState, last_saved: int | None
+) -> int | None:
     """Checkpoint what was trained since the newest checkpoint; an untrained state (a stop
     before the first chunk) is not worth one: ``--resume`` starts such a run from step 0."""
     env_steps = int(state.env_steps)
     if env_steps == (last_saved or 0):
         return last_saved
-    checkpoint.save(ckpt, env_steps, state)
+    save(program, run_dir, ckpt, state)
     return env_steps
+
+
+def save(program: Program, run_dir: str, ckpt, state: TrainState) -> None:
+    """The checkpoint of ``state`` (to resume) and then its policy artifact (to evaluate, render
+    and load without the training program), keeping artifacts only for kept checkpoints."""
+    env_steps = int(state.env_steps)
+    checkpoint.save(ckpt, env_steps, state)
+    params = state.seeds.agent.params
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        params = multihost_utils.process_allgather(params, tiled=True)
+    if distributed.is_primary():
+        config = saved_config(program.config, run_dir)
+        artifact.save(run_dir, env_steps, config, program.env, jax.device_get(params))
+        artifact.prune(run_dir, keep=set(ckpt.all_steps()))
 
 
 def _stop_line(signal_name: str, last_saved: int | None, run_dir: str) -> str:
