@@ -30,6 +30,9 @@ __all__ = [
     "MLP",
     "TanhGaussianActor",
     "deterministic_action",
+    "gaussian_entropy",
+    "gaussian_log_prob",
+    "policy_action",
     "sample_tanh_gaussian",
 ]
 
@@ -200,6 +203,24 @@ def sample_tanh_gaussian(mean: Array, log_std: Array, key: Array) -> tuple[Array
     gaussian_log_prob = -0.5 * jnp.square(noise) - log_std - 0.5 * math.log(2.0 * math.pi)
     log_prob = jnp.sum(gaussian_log_prob - _log_tanh_jacobian(pre_tanh), axis=-1)
     return jnp.tanh(pre_tanh), log_prob
+
+
+#: atanh of a stored action is taken after clipping into the open interval by this margin.
+ACTION_EPS = 1e-6
+
+
+def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Array) -> jax.Array:
+    """``log N(atanh(a); mean, std)`` summed over the action axis: ``[..., A] -> [...]``: the
+    log-density of a *stored* action without the tanh Jacobian, which does not depend on the
+    policy's parameters (PPO's ratio, GCSL's likelihood)."""
+    pre_tanh = jnp.arctanh(jnp.clip(action, -1.0 + ACTION_EPS, 1.0 - ACTION_EPS))
+    z = (pre_tanh - mean) * jnp.exp(-log_std)
+    return jnp.sum(-0.5 * jnp.square(z) - log_std - 0.5 * math.log(2.0 * math.pi), axis=-1)
+
+
+def gaussian_entropy(log_std: jax.Array) -> jax.Array:
+    """Entropy of the pre-tanh Gaussian: ``sum_k log_std_k + A (1 + log 2π) / 2``, ``[...]``."""
+    return jnp.sum(log_std + 0.5 * (1.0 + math.log(2.0 * math.pi)), axis=-1)
 
 
 def deterministic_action(mean: Array) -> Array:

@@ -20,7 +20,7 @@ from goalax import buffer as replay
 from goalax.agents import critics, ppo, sac, td3
 from goalax.config import REPLAY_FIELDS, ConfigError, RunConfig, TrainConfig
 from goalax.envs.base import goal_metrics
-from goalax.networks import sample_tanh_gaussian
+from goalax.networks import gaussian_log_prob, sample_tanh_gaussian
 
 SIZES = dict(state_dim=4, goal_dim=2, action_dim=2)
 
@@ -144,7 +144,7 @@ def test_log_prob_of_stored_action_matches_the_sampler_up_to_the_jacobian():
     log_std = jnp.full((64, 3), -0.5)
     action, sampled_log_prob = sample_tanh_gaussian(mean, log_std, jax.random.PRNGKey(1))
     jacobian = jnp.sum(jnp.log1p(-jnp.square(action)), axis=-1)
-    recovered = ppo.gaussian_log_prob(mean, log_std, action) - jacobian
+    recovered = gaussian_log_prob(mean, log_std, action) - jacobian
     np.testing.assert_allclose(recovered, sampled_log_prob, rtol=1e-3, atol=1e-3)
 
 
@@ -536,7 +536,7 @@ def test_her_reward_uses_the_task_success():
     np.testing.assert_array_equal(batch["reward"], 1.0)
 
 
-@pytest.mark.parametrize("name", ["crl", "sac", "td3", "ppo"])
+@pytest.mark.parametrize("name", ["crl", "sac", "td3", "ppo", "gciql"])
 def test_layer_norm_flags_reach_the_networks_they_name(name):
     """The predecessor never passed its LayerNorm flag to the actor. Here each flag reaches
     exactly its own network of a built agent (shapes only, nothing compiled)."""

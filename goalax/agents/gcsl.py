@@ -28,9 +28,8 @@ from flax import struct
 from goalax import relabel
 from goalax.agents.base import Agent, SampleContext, check_network_sizes, check_positive
 from goalax.agents.critics import policy_obs
-from goalax.agents.ppo import gaussian_entropy, gaussian_log_prob
 from goalax.buffer import BufferState, GoalStrategy
-from goalax.networks import TanhGaussianActor, policy_action
+from goalax.networks import TanhGaussianActor, gaussian_entropy, gaussian_log_prob, policy_action
 
 
 @dataclass(frozen=True)

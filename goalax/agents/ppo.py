@@ -19,7 +19,6 @@ the Gaussian's (the squashed one has no closed form).
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -30,10 +29,15 @@ from flax import struct
 
 from goalax.agents.base import Agent, check_network_sizes, check_positive, flag
 from goalax.errors import ConfigError
-from goalax.networks import LECUN_UNIFORM, MLP, TanhGaussianActor, policy_action
+from goalax.networks import (
+    LECUN_UNIFORM,
+    MLP,
+    TanhGaussianActor,
+    gaussian_entropy,
+    gaussian_log_prob,
+    policy_action,
+)
 
-#: atanh of a stored action is taken after clipping into the open interval by this margin.
-ACTION_EPS = 1e-6
 #: Log-ratios are clamped to ±20 before ``exp`` (float32 overflows at 88). Only a sample so far
 #: off-policy that its gradient would explode loses its gradient; sane data never gets there.
 LOG_RATIO_CLIP = 20.0
@@ -206,18 +210,6 @@ def clipped_surrogate_loss(
     ratio = jnp.exp(log_ratio)
     clipped = jnp.clip(ratio, 1.0 - clip_epsilon, 1.0 + clip_epsilon)
     return -weighted_mean(jnp.minimum(ratio * advantage, clipped * advantage), weight)
-
-
-def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Array) -> jax.Array:
-    """``log N(atanh(a); mean, std)`` summed over the action axis: ``[..., A] -> [...]``."""
-    pre_tanh = jnp.arctanh(jnp.clip(action, -1.0 + ACTION_EPS, 1.0 - ACTION_EPS))
-    z = (pre_tanh - mean) * jnp.exp(-log_std)
-    return jnp.sum(-0.5 * jnp.square(z) - log_std - 0.5 * math.log(2.0 * math.pi), axis=-1)
-
-
-def gaussian_entropy(log_std: jax.Array) -> jax.Array:
-    """Entropy of the pre-tanh Gaussian: ``sum_k log_std_k + A (1 + log 2π) / 2``, ``[...]``."""
-    return jnp.sum(log_std + 0.5 * (1.0 + math.log(2.0 * math.pi)), axis=-1)
 
 
 class PPONets(NamedTuple):
