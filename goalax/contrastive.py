@@ -104,9 +104,21 @@ def _mrn_halves(x: Array) -> tuple[Array, Array]:
     return x[..., : dim // 2], x[..., dim // 2 :]
 
 
+def _max_last(values: Array) -> Array:
+    """``max`` over the last axis, its gradient routed to one arg-max entry.
+
+    ``jnp.max``'s gradient divides by the number of entries that compare equal to the max. In
+    a compiled program the max and the compared entries can differ in the last bit (seen: two
+    fused CRL updates at ``--xla_backend_optimization_level=0``), then none match and the
+    gradient is ``0 / 0 = NaN``. A gather at the arg-max has no such division.
+    """
+    arg_max = jnp.argmax(values, axis=-1, keepdims=True)
+    return jnp.take_along_axis(values, arg_max, axis=-1)[..., 0]
+
+
 def _max_relu_gap(x: Array, y: Array) -> Array:
     """``max_i ReLU(x_i - y_i)`` over the last axis: MRN's asymmetric part."""
-    return jnp.maximum(jnp.max(x - y, axis=-1), 0.0)
+    return jnp.maximum(_max_last(x - y), 0.0)
 
 
 def mrn_distance(x: Array, y: Array) -> Array:
@@ -150,7 +162,7 @@ def iqe_distance(x: Array, y: Array, components: int, alpha: float = IQE_ALPHA) 
         [starts[..., :1], jax.lax.cummax(ends, axis=ends.ndim - 1)[..., :-1]], -1
     )
     lengths = jnp.sum(jnp.maximum(ends - jnp.maximum(starts, reach), 0.0), axis=-1)
-    return alpha * jnp.max(lengths, axis=-1) + (1.0 - alpha) * jnp.mean(lengths, axis=-1)
+    return alpha * _max_last(lengths) + (1.0 - alpha) * jnp.mean(lengths, axis=-1)
 
 
 def _mrn(x: Array, y: Array) -> Array:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from goalax.errors import ConfigError
-from goalax.training.rollout import Policy
+from goalax.training.rollout import Policy, play
 
 #: goalax's per-evaluation metrics (``eval/<name>`` in metrics rows), see ``evaluate_episodes``.
 GOALAX_METRICS = (
@@ -75,21 +75,31 @@ def evaluate_episodes(
         goal_index = jnp.arange(num_envs) % goals.shape[0]
         state = jax.vmap(env.with_goal)(state, goals[goal_index])
 
-    def step(carry, step_key):
-        state, alive = carry
-        nxt = jax.vmap(env.step)(state, policy(state.obs, step_key))
+    def record(carry, action, nxt, t):
+        alive = carry[1]
         m = nxt.metrics
-        record = {
+        return {
             "success": m["success"] * alive,
             "success_easy": m["success_easy"] * alive,
             "dist": m["dist"] * alive,
             "reward": nxt.reward * alive,
             "alive": alive,
         }
-        return (nxt, alive * (1.0 - (nxt.done > 0))), record
+
+    def next_carry(carry, nxt, t, key):
+        return nxt, carry[1] * (1.0 - (nxt.done > 0))
 
     alive0 = jnp.ones((num_envs,), jnp.float32)
-    (_, _), rec = jax.lax.scan(step, (state, alive0), jax.random.split(act_key, episode_length))
+    _, rec = play(
+        env,
+        policy,
+        (state, alive0),
+        act_key,
+        episode_length,
+        state_of=lambda carry: carry[0],
+        next_carry=next_carry,
+        record=record,
+    )
     length = jnp.maximum(rec["alive"].sum(0), 1.0)
     last = jnp.maximum(length.astype(jnp.int32) - 1, 0)
     at_end = rec["success"][last, jnp.arange(num_envs)]

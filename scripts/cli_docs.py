@@ -19,6 +19,8 @@ COMMANDS = (
     ("train", "td3"),
     ("train", "ppo"),
     ("train", "gcsl"),
+    ("train", "gciql"),
+    ("train", "td_infonce"),
     ("eval",),
     ("render",),
     ("plot",),

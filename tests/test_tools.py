@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from goalax.cli import main
 from goalax.config import ConfigError, RunConfig, TrainConfig
 from goalax.envs.point import PointEnv
 from goalax.evaluate import evaluate_episodes
-from goalax.viz import plots
+from goalax.viz import plots, stats
 
 METRIC_KEYS = {"success", "success_easy", "success_at_end", "time_at_goal", "dist"}
 TINY_FLAGS = [
@@ -314,20 +315,48 @@ def test_runs_of_different_tasks_are_not_pooled_as_seeds(tmp_path):
     by_label = {s.label: s for s in summaries}
     assert sorted(by_label) == ["agent_name=crl, env=reacher", "agent_name=crl, env=simple_u_maze"]
     assert by_label["agent_name=crl, env=reacher"].num_seeds == 3
-    assert by_label["agent_name=crl, env=reacher"].final_mean == pytest.approx(0.4)
+    assert by_label["agent_name=crl, env=reacher"].final_value == pytest.approx(0.4)
     one_task = plots.summarise_runs([str(tmp_path / "runs" / "a")], "eval/success", ["energy"])
     assert [s.label for s in one_task] == ["energy=l2"]  # one task: the label stays short
+
+
+def test_plot_iqm_rows_per_task_and_over_tasks(tmp_path, capsys):
+    """``--aggregate iqm``: per-task rows hold the IQM over seeds; a group that ran both tasks
+    gets a row over all (seed, task) scores with the stratified interval; the default (mean)
+    table has no such row."""
+    runs = tmp_path / "runs"
+    _fake_run_dir(runs, "a", "l2", [0.0, 0.2, 0.4, 1.0], env="point")
+    _fake_run_dir(runs, "b", "l2", [0.5, 0.6, 0.7, 0.8], env="simple_u_maze")
+    _fake_run_dir(runs, "c", "dot", [0.1, 0.3, 0.9], env="point")
+    out = tmp_path / "iqm.png"
+    argv = ["plot", str(runs), "--group-by", "energy", "--out", str(out)]
+    assert main([*argv, "--aggregate", "iqm"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "eval/success IQM" in lines[0]
+    table = {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line) for line in lines[1:-1])}
+    assert float(table["energy=l2, env=point"][1]) == pytest.approx(0.3)  # mean of 0.2, 0.4
+    assert float(table["energy=dot, env=point"][1]) == pytest.approx(0.4333, abs=1e-4)
+    steps, value, ci, n = table["energy=l2"]
+    assert steps == "all 2 tasks" and n == "8"
+    assert float(value) == pytest.approx(0.55)  # mean of the middle four of eight
+    low, high = stats.stratified_bootstrap_ci([[0.0, 0.2, 0.4, 1.0], [0.5, 0.6, 0.7, 0.8]])
+    assert ci == f"[{low:.4g}, {high:.4g}]"
+    assert "energy=dot" not in table  # one task: nothing to pool over
+    image = imageio.imread(out)
+    assert image.shape[1] > 2 * image.shape[0]  # a panel per task and one over tasks
+    assert main(argv) == 0
+    assert "all 2 tasks" not in capsys.readouterr().out
 
 
 def test_bootstrap_ci_contains_the_mean_and_shrinks_with_more_seeds():
     rng = np.random.default_rng(1)
     few, many = rng.normal(size=5), rng.normal(size=80)
     for values in (few, many):
-        low, high = plots.bootstrap_ci(values)
+        low, high = stats.bootstrap_ci(values)
         assert low <= values.mean() <= high
-    width = [np.subtract(*plots.bootstrap_ci(v)[::-1]) for v in (few, many)]
+    width = [np.subtract(*stats.bootstrap_ci(v)[::-1]) for v in (few, many)]
     assert width[1] < width[0] / 2
-    assert plots.bootstrap_ci([0.3]) == (0.3, 0.3)
+    assert stats.bootstrap_ci([0.3]) == (0.3, 0.3)
 
 
 # --- sweep -------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Shared pieces of the off-policy actor-critic baselines (SAC, TD3): their common config, the
-twin goal-conditioned Q network, the TD target, one critic gradient step and Polyak averaging.
+"""Shared pieces of the off-policy actor-critic baselines (SAC, TD3, GCIQL): their common
+config, the twin goal-conditioned Q network, the TD target, one critic gradient step and Polyak
+averaging.
 
-Both agents train on ``goalax.relabel.her_batch`` batches: ``state_obs, next_state_obs [B, S]``,
+All three train on ``goalax.relabel.her_batch`` batches: ``state_obs, next_state_obs [B, S]``,
 ``goal [B, G]``, ``action [B, A]``, ``reward [B]``, ``terminated [B]``, ``relabelled [B]``.
 """
 

@@ -96,8 +96,9 @@ class TDInfoNCEConfig:
     """Target entropy is -scale × action_dim."""
     discount: float = 0.99
     """γ of the TD target (and of the geometric goal strategy)."""
-    tau: float = 0.005
-    """Polyak rate of the target critic: target <- (1 - tau) target + tau online."""
+    tau: float = 0.08
+    """Polyak rate of the target critic: target <- (1 - tau) target + tau online (the official
+    code's 0.005 per env step at its one gradient step per env step, at --utd-ratio 0.0625)."""
     goal_strategy: GoalStrategy = "random_state"
     """Goals g (commanded, and the candidates s_f of the bootstrap term): any stored state (the
     paper's), the discounted (geometric γ) or uniform future of the transition."""

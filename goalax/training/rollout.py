@@ -90,28 +90,26 @@ def collect(
     num_envs = carry.steps.shape[0]
     env_index = jnp.arange(num_envs)
 
-    def step(carry: EnvCarry, inputs):
-        t, step_key = inputs
-        act_key, reset_key = jax.random.split(step_key)
-        obs = carry.state.obs
-        action = policy(obs, act_key)
-        nxt = jax.vmap(env.step)(carry.state, action)
+    def next_carry(carry: EnvCarry, nxt: State, t: jax.Array, reset_key: jax.Array) -> EnvCarry:
         steps = carry.steps + 1
-        terminated = nxt.done > 0
-        truncated = (steps >= episode_length) & ~terminated
-        done = terminated | truncated
+        done = (nxt.done > 0) | (steps >= episode_length)
 
-        def with_resets(nxt=nxt):
+        def with_resets():
             fresh = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
             return tree_where(done, fresh, nxt)
 
         next_state = jax.lax.cond(jnp.any(done), with_resets, lambda: nxt)
         active = t * num_envs + env_index < budget
-        new_carry = EnvCarry(
+        return EnvCarry(
             state=tree_where(active, next_state, carry.state),
             steps=jnp.where(active, jnp.where(done, 0, steps), carry.steps),
             episode_id=jnp.where(active & done, carry.episode_id + 1, carry.episode_id),
         )
+
+    def record(carry: EnvCarry, action: jax.Array, nxt: State, t: jax.Array):
+        obs = carry.state.obs
+        terminated = nxt.done > 0
+        truncated = (carry.steps + 1 >= episode_length) & ~terminated
         next_state_obs = nxt.obs[..., : env.state_dim]
         available = {
             "state_obs": lambda: obs[..., : env.state_dim],
@@ -124,10 +122,54 @@ def collect(
             "truncated": lambda: truncated.astype(jnp.float32),
         }
         transition = {name: available[name]().astype(jnp.float32) for name in fields}
-        return new_carry, (transition, carry.episode_id)
+        return transition, carry.episode_id
 
-    steps_keys = jax.random.split(key, unroll_length)
-    carry, (transitions, episode_ids) = jax.lax.scan(
-        step, carry, (jnp.arange(unroll_length), steps_keys)
+    carry, (transitions, episode_ids) = play(
+        env,
+        policy,
+        carry,
+        key,
+        unroll_length,
+        state_of=lambda c: c.state,
+        next_carry=next_carry,
+        record=record,
     )
     return carry, transitions, episode_ids
+
+
+def play(
+    env: GoalEnv,
+    policy: Policy,
+    carry: Any,
+    key: jax.Array,
+    num_steps: int,
+    *,
+    state_of: Callable[[Any], State] = lambda carry: carry,
+    next_carry: Callable[[Any, State, jax.Array, jax.Array], Any] | None = None,
+    record: Callable[[Any, jax.Array, State, jax.Array], Any] = lambda c, a, nxt, t: nxt,
+    batched: bool = True,
+) -> tuple[Any, Any]:
+    """goalax's one episode-stepping loop (training collection, evaluation, render, bench):
+    ``num_steps`` steps of ``policy`` in ``env`` as one ``lax.scan``.
+
+    ``carry`` holds the env state (``state_of(carry)``) and whatever the caller tracks with it.
+    At step ``t`` with key ``k``: ``act_key, aux_key = split(k)``; ``action = policy(obs,
+    act_key)``; every env steps; ``record(carry, action, next_state, t)`` is kept (stacked over
+    steps) and ``next_carry(carry, next_state, t, aux_key)`` is carried on (default: the next
+    state itself, for a carry that is the state). ``batched``: states with a leading env axis.
+    Returns ``(final carry, records)``.
+    """
+    step = jax.vmap(env.step) if batched else env.step
+
+    def body(carry, inputs):
+        t, step_key = inputs
+        act_key, aux_key = jax.random.split(step_key)
+        state = state_of(carry)
+        action = policy(state.obs, act_key)
+        nxt = step(state, action)
+        out = record(carry, action, nxt, t)
+        carry = nxt if next_carry is None else next_carry(carry, nxt, t, aux_key)
+        return carry, out
+
+    keys = jax.random.split(key, num_steps)
+    return jax.lax.scan(body, carry, (jnp.arange(num_steps), keys))

@@ -1,8 +1,11 @@
-"""``goalax plot``: learning curves (mean ± 95% bootstrap CI over seeds) from run directories.
+"""``goalax plot``: learning curves (mean or IQM ± 95% bootstrap CI over seeds) from run
+directories.
 
 A *seed* is one ``(run directory, seed)`` pair: a K-seed run contributes K curves, so runs with
 one seed each and one run with K seeds pool the same way. Runs are grouped by config fields
-(``--group-by energy``) or, by default, one group per distinct config apart from the seed.
+(``--group-by energy``) or, by default, one group per distinct config apart from the seed. With
+``--aggregate iqm`` a group that ran several tasks also gets one row over all of them: the IQM of
+every seed's final score on every task, with a stratified-bootstrap interval (goalax.viz.stats).
 """
 
 from __future__ import annotations
@@ -16,10 +19,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from goalax.errors import ConfigError, closest
+from goalax.viz.stats import STATISTICS, pooled, stratified_bootstrap_ci
 
 #: Config fields that do not make two runs different experiments.
 IGNORED_FIELDS = frozenset({"seed", "num_seeds", "run_dir", "quiet", "resume"})
 ENV_FIELD = "run.env"
+#: Bootstrap resamples per interval: the mean keeps its original 2,000; the IQM, cheap to
+#: resample for the few seeds of a run, gets 10,000 (rliable's default is 50,000).
+RESAMPLES = {"mean": 2000, "iqm": 10_000}
+#: How ``--aggregate`` names its statistic in titles and table headers.
+STATISTIC_NAMES = {"mean": "mean", "iqm": "IQM"}
 
 
 @dataclass(frozen=True)
@@ -33,18 +42,39 @@ class RunData:
 
 @dataclass(frozen=True)
 class GroupSummary:
-    """A group's curve (``steps [T]``, ``mean/low/high [T]``) and its final value over seeds."""
+    """A group's curve (``steps [T]``; ``value/low/high [T]``: the mean or IQM over seeds and its
+    95% CI) and the same of each seed's last value (``finals [num_seeds]``)."""
 
     label: str
+    #: ``label`` without the task: what ``--aggregate iqm`` pools over tasks.
+    method: str
+    task: str | None
     steps: np.ndarray
-    mean: np.ndarray
+    value: np.ndarray
     low: np.ndarray
     high: np.ndarray
-    final_mean: float
+    finals: tuple[float, ...]
+    final_value: float
     final_low: float
     final_high: float
-    num_seeds: int
     final_step: int
+
+    @property
+    def num_seeds(self) -> int:
+        return len(self.finals)
+
+
+@dataclass(frozen=True)
+class TaskAggregate:
+    """One method's final scores over several tasks: the statistic of all (seed, task) scores
+    pooled, with a stratified-bootstrap 95% CI."""
+
+    method: str
+    tasks: tuple[str, ...]
+    value: float
+    low: float
+    high: float
+    num_runs: int
 
 
 def find_runs(paths: Sequence[str]) -> list[str]:
@@ -110,8 +140,8 @@ def _resolve_field(name: str, runs: Sequence[RunData]) -> str:
     return matches[0]
 
 
-def group_runs(runs: Sequence[RunData], group_by: Sequence[str] = ()) -> dict[str, list[RunData]]:
-    """``{label: runs}``; labels read ``field=value, ...`` (the fields that tell groups apart).
+def group_fields(runs: Sequence[RunData], group_by: Sequence[str] = ()) -> list[str]:
+    """The flattened config fields that tell groups apart (labels read ``field=value, ...``).
 
     Runs of different tasks are never pooled as seeds of one curve: when they span several tasks,
     ``--group-by`` fields get the task added (``agent_name=crl, env=reacher``)."""
@@ -127,14 +157,29 @@ def group_runs(runs: Sequence[RunData], group_by: Sequence[str] = ()) -> dict[st
             if k.rsplit(".", 1)[-1] not in IGNORED_FIELDS
             and len({json.dumps(run.config.get(k)) for run in runs}) > 1
         ]
+    return fields
+
+
+def _parts(run: RunData, fields: Sequence[str]) -> list[str]:
+    return [f"{f.rsplit('.', 1)[-1]}={run.config.get(f)}" for f in fields]
+
+
+def group_runs(runs: Sequence[RunData], group_by: Sequence[str] = ()) -> dict[str, list[RunData]]:
+    """``{label: runs}``, one group per value of ``group_fields``."""
+    fields = group_fields(runs, group_by)
     groups: dict[str, list[RunData]] = {}
     for run in runs:
-        parts = [f"{f.rsplit('.', 1)[-1]}={run.config.get(f)}" for f in fields]
+        parts = _parts(run, fields)
         if not run.config and not group_by:
             parts = [os.path.basename(os.path.normpath(run.run_dir))]
         label = ", ".join(parts) or _default_label(run)
         groups.setdefault(label, []).append(run)
     return groups
+
+
+def method_label(run: RunData, fields: Sequence[str]) -> str:
+    """A run's group label without its task (``agent_name=crl``), or ``all runs``."""
+    return ", ".join(_parts(run, [f for f in fields if f != ENV_FIELD])) or "all runs"
 
 
 def _default_label(run: RunData) -> str:
@@ -153,65 +198,77 @@ def seed_curves(runs: Sequence[RunData], metric: str) -> list[dict[int, float]]:
     return list(curves.values())
 
 
-def bootstrap_ci(
-    values: Sequence[float],
-    confidence: float = 0.95,
-    num_resamples: int = 2000,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values [n]`` (a point when n = 1)."""
-    x = np.asarray(values, dtype=np.float64)
-    if x.size == 0:
-        return float("nan"), float("nan")
-    if x.size == 1:
-        return float(x[0]), float(x[0])
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(num_resamples, x.size))].mean(axis=1)
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
+def _estimate(scores_by_task: Sequence[Sequence[float]], aggregate: str) -> tuple[float, ...]:
+    """``(value, low, high)``: the statistic of the pooled scores and its stratified CI."""
+    statistic = STATISTICS[aggregate]
+    ci = stratified_bootstrap_ci(scores_by_task, statistic, num_resamples=RESAMPLES[aggregate])
+    return (pooled(scores_by_task, statistic), *ci)
 
 
-def summarise_group(label: str, curves: list[dict[int, float]]) -> GroupSummary:
-    """Mean and CI over seeds at every env step any seed reports, and at each seed's last row."""
+def summarise_group(
+    label: str,
+    curves: list[dict[int, float]],
+    aggregate: str = "mean",
+    method: str | None = None,
+    task: str | None = None,
+) -> GroupSummary:
+    """Mean (or IQM) and CI over seeds at every env step any seed reports, and at each seed's
+    last row."""
     steps = np.array(sorted({s for c in curves for s in c}), dtype=np.int64)
-    stats = []
-    for step in steps:
-        at_step = [c[step] for c in curves if step in c]
-        stats.append((float(np.mean(at_step)), *bootstrap_ci(at_step)))
-    mean, low, high = (np.array(col) for col in zip(*stats, strict=True))
-    finals = [c[max(c)] for c in curves]
-    final_low, final_high = bootstrap_ci(finals)
+    stats = [_estimate([[c[step] for c in curves if step in c]], aggregate) for step in steps]
+    value, low, high = (np.array(col) for col in zip(*stats, strict=True))
+    finals = tuple(c[max(c)] for c in curves)
+    final_value, final_low, final_high = _estimate([finals], aggregate)
     return GroupSummary(
         label=label,
+        method=label if method is None else method,
+        task=task,
         steps=steps,
-        mean=mean,
+        value=value,
         low=low,
         high=high,
-        final_mean=float(np.mean(finals)),
+        finals=finals,
+        final_value=final_value,
         final_low=final_low,
         final_high=final_high,
-        num_seeds=len(curves),
         final_step=int(max(max(c) for c in curves)),
     )
 
 
 def summarise_runs(
-    paths: Sequence[str], metric: str, group_by: Sequence[str] = ()
+    paths: Sequence[str], metric: str, group_by: Sequence[str] = (), aggregate: str = "mean"
 ) -> list[GroupSummary]:
     """Find, group and summarise runs; ConfigError (listing the metrics) if none has ``metric``."""
     runs = [load_run(p) for p in find_runs(paths)]
+    fields = group_fields(runs, group_by)
     summaries = []
     for label, members in group_runs(runs, group_by).items():
         curves = seed_curves(members, metric)
         if curves:
-            summaries.append(summarise_group(label, curves))
+            method, task = method_label(members[0], fields), members[0].config.get(ENV_FIELD)
+            summaries.append(summarise_group(label, curves, aggregate, method, task))
     if not summaries:
         names = available_metrics(runs)
         raise ConfigError(
             f"no run reports metric '{metric}'; available: {', '.join(names) or 'none'}"
         )
     return summaries
+
+
+def aggregate_tasks(summaries: Sequence[GroupSummary], aggregate: str) -> list[TaskAggregate]:
+    """One row per method that ran several tasks: its seeds' final scores on every task pooled
+    (``[num_seeds_t]`` per task, stratified so each task keeps its own seeds)."""
+    by_method: dict[str, list[GroupSummary]] = {}
+    for s in summaries:
+        by_method.setdefault(s.method, []).append(s)
+    rows = []
+    for method, members in by_method.items():
+        if len({s.task for s in members}) > 1:
+            value, low, high = _estimate([s.finals for s in members], aggregate)
+            tasks = tuple(str(s.task) for s in members)
+            runs = sum(s.num_seeds for s in members)
+            rows.append(TaskAggregate(method, tasks, value, low, high, runs))
+    return rows
 
 
 def image_formats() -> list[str]:
@@ -236,24 +293,63 @@ def check_out_path(out: str) -> None:
         raise ConfigError(f"--out {out} is a directory; name an image file, e.g. {out}/plot.png")
 
 
-def plot_curves(summaries: Sequence[GroupSummary], metric: str, out: str) -> None:
-    """Write an image (format from ``out``'s extension) of each group's mean curve with its
-    shaded 95% CI."""
+def plot_curves(
+    summaries: Sequence[GroupSummary],
+    metric: str,
+    out: str,
+    aggregates: Sequence[TaskAggregate] = (),
+    aggregate: str = "mean",
+) -> None:
+    """Write an image (format from ``out``'s extension) of each group's mean (or IQM) curve with
+    its shaded 95% CI: one panel per task, then one of the over-tasks rows when there are any."""
+    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4.5), dpi=120)
+    tasks = list(dict.fromkeys(s.task for s in summaries))
+    panels = len(tasks) + bool(aggregates)
+    fig = Figure(figsize=(7, 4.5) if panels == 1 else (4.5 * panels, 4.2), dpi=120)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for s in summaries:
-        (line,) = ax.plot(s.steps, s.mean, label=f"{s.label} (n={s.num_seeds})")
-        ax.fill_between(s.steps, s.low, s.high, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set_xlabel("env steps")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric}: mean ± 95% bootstrap CI over seeds")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    cycle = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    methods = dict.fromkeys(s.method for s in summaries)
+    colors = {m: cycle[i % len(cycle)] for i, m in enumerate(methods)}
+    title = f"{metric}: {STATISTIC_NAMES[aggregate]} ± 95% bootstrap CI over seeds"
+    for ax, task in zip(axes, tasks, strict=False):
+        for s in summaries:
+            if s.task == task:
+                label = f"{s.method if len(tasks) > 1 else s.label} (n={s.num_seeds})"
+                ax.plot(s.steps, s.value, label=label, color=colors[s.method])
+                ax.fill_between(
+                    s.steps, s.low, s.high, color=colors[s.method], alpha=0.2, linewidth=0
+                )
+        ax.set_xlabel("env steps")
+        ax.set_ylabel(metric)
+        ax.set_title(title if len(tasks) == 1 else str(task), fontsize="medium")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    if aggregates:
+        _plot_intervals(axes[-1], aggregates, metric, aggregate, colors)
+    if len(tasks) > 1:
+        fig.suptitle(title)
     fig.tight_layout()
+    _save(fig, out)
+
+
+def _plot_intervals(ax, rows: Sequence[TaskAggregate], metric: str, aggregate: str, colors) -> None:
+    """Each method's over-tasks value as a point with its CI as a horizontal bar."""
+    for y, row in enumerate(rows):
+        xerr = [[row.value - row.low], [row.high - row.value]]
+        ax.errorbar(row.value, y, xerr=xerr, fmt="o", color=colors[row.method], capsize=4)
+    ax.set_yticks(range(len(rows)), [row.method for row in rows], fontsize="small")
+    ax.invert_yaxis()
+    ax.set_xlabel(f"final {metric}, {STATISTIC_NAMES[aggregate]}")
+    tasks = sorted({t for row in rows for t in row.tasks})
+    ax.set_title(f"over {len(tasks)} tasks (stratified bootstrap)", fontsize="medium")
+    ax.grid(alpha=0.3, axis="x")
+
+
+def _save(fig, out: str) -> None:
     try:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         fig.savefig(out)
@@ -266,22 +362,35 @@ def plot_curves(summaries: Sequence[GroupSummary], metric: str, out: str) -> Non
         raise ConfigError(f"cannot write --out {out} ({reason}); choose another format") from err
 
 
-def format_table(summaries: Sequence[GroupSummary], metric: str) -> str:
-    """Final value per group: mean, 95% CI and the number of seeds."""
-    width = max(len("group"), *(len(s.label) for s in summaries))
-    lines = [f"{'group':<{width}}  {'env_steps':>11}  {metric + ' mean':>18}  {'95% CI':>19}  n"]
-    for s in summaries:
-        ci = f"[{s.final_low:.4g}, {s.final_high:.4g}]"
-        lines.append(
-            f"{s.label:<{width}}  {s.final_step:>11,}  {s.final_mean:>18.4g}  {ci:>19}  "
-            f"{s.num_seeds}"
-        )
+def format_table(
+    summaries: Sequence[GroupSummary],
+    metric: str,
+    aggregates: Sequence[TaskAggregate] = (),
+    aggregate: str = "mean",
+) -> str:
+    """Final value per group: mean (or IQM), 95% CI and the number of seeds; then one row per
+    method over all its tasks (``all N tasks`` in the env_steps column, n = seeds x tasks)."""
+    column = f"{metric} {STATISTIC_NAMES[aggregate]}"
+    labels = [s.label for s in summaries] + [row.method for row in aggregates]
+    width = max(len("group"), *(len(label) for label in labels))
+    lines = [f"{'group':<{width}}  {'env_steps':>11}  {column:>18}  {'95% CI':>19}  n"]
+    cells = [
+        (s.label, f"{s.final_step:,}", s.final_value, s.final_low, s.final_high, s.num_seeds)
+        for s in summaries
+    ]
+    cells += [
+        (row.method, f"all {len(row.tasks)} tasks", row.value, row.low, row.high, row.num_runs)
+        for row in aggregates
+    ]
+    for label, steps, value, low, high, n in cells:
+        ci = f"[{low:.4g}, {high:.4g}]"
+        lines.append(f"{label:<{width}}  {steps:>11}  {value:>18.4g}  {ci:>19}  {n}")
     return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``goalax plot`` flags."""
-    parser.description = "Learning curves of runs: mean and 95%% bootstrap CI over seeds."
+    parser.description = "Learning curves of runs: mean (or IQM) and 95% bootstrap CI over seeds."
     parser.add_argument("paths", nargs="+", help="run directories or folders of runs")
     parser.add_argument("--metric", default="eval/success", help="metrics.jsonl column")
     parser.add_argument("--group-by", default=None, help="config field(s), e.g. energy,loss")
@@ -290,12 +399,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="plot.png",
         help="image file to write: .png, .pdf, .svg, ... (by extension)",
     )
+    parser.add_argument(
+        "--aggregate",
+        choices=list(STATISTICS),
+        default="mean",
+        help="statistic over seeds: mean, or iqm = interquartile mean with stratified-bootstrap "
+        "CIs (Agarwal et al. 2021), plus a row per group over all its tasks",
+    )
 
 
 def run_command(args: argparse.Namespace) -> str:
     """Summarise, write the image and return the table of final values."""
     check_out_path(args.out)
     group_by = [g.strip() for g in (args.group_by or "").split(",") if g.strip()]
-    summaries = summarise_runs(args.paths, args.metric, group_by)
-    plot_curves(summaries, args.metric, args.out)
-    return f"{format_table(summaries, args.metric)}\nwrote {args.out}"
+    summaries = summarise_runs(args.paths, args.metric, group_by, args.aggregate)
+    aggregates = aggregate_tasks(summaries, args.aggregate) if args.aggregate == "iqm" else []
+    plot_curves(summaries, args.metric, args.out, aggregates, args.aggregate)
+    table = format_table(summaries, args.metric, aggregates, args.aggregate)
+    return f"{table}\nwrote {args.out}"

@@ -232,14 +232,11 @@ def rollout(env: GoalEnv, act: Callable, key: jax.Array, steps: int) -> State:
 
     ``act(obs [obs_dim], key) -> action``. Unbatched; jit it with ``steps`` static.
     """
+    from goalax.training.rollout import play  # imports the envs: after the CLI set MUJOCO_GL
+
     reset_key, act_key = jax.random.split(key)
     first = env.reset(reset_key)
-
-    def step(state, step_key):
-        nxt = env.step(state, act(state.obs, step_key))
-        return nxt, nxt
-
-    _, rest = jax.lax.scan(step, first, jax.random.split(act_key, steps))
+    _, rest = play(env, act, first, act_key, steps, batched=False)
     return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
 
 
