@@ -12,22 +12,17 @@ import os
 import re
 import sys
 
-#: Commands documented, in page order, as argv after ``goalax``.
-COMMANDS = (
-    ("train", "crl"),
-    ("train", "sac"),
-    ("train", "td3"),
-    ("train", "ppo"),
-    ("train", "gcsl"),
-    ("train", "gciql"),
-    ("train", "td_infonce"),
-    ("eval",),
-    ("render",),
-    ("plot",),
-    ("sweep",),
-    ("bench",),
-    ("envs",),
-)
+#: Commands after ``goalax train AGENT`` (one per registered agent, in registry order), in
+#: page order, as argv after ``goalax``.
+OTHER_COMMANDS = (("eval",), ("render",), ("plot",), ("sweep",), ("bench",), ("envs",))
+
+
+def commands() -> list[tuple[str, ...]]:
+    """Every documented command: a new agent's registry line is all it takes to appear."""
+    from goalax import agents
+
+    return [("train", name) for name in agents.names()] + list(OTHER_COMMANDS)
+
 
 HEADER = """# CLI reference
 
@@ -74,7 +69,7 @@ def _unboxed(line: str) -> str:
 def page() -> str:
     """The whole of docs/cli.md."""
     sections = [HEADER]
-    for argv in COMMANDS:
+    for argv in commands():
         sections.append(f"## goalax {' '.join(argv)}\n\n```\n{help_text(argv)}\n```\n")
     return "\n".join(sections)
 

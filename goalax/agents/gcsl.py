@@ -9,8 +9,8 @@ same objective is goal-conditioned behavioural cloning (GCBC).
 
 The policy is goalax's tanh-Gaussian actor with a learned, state-dependent standard deviation.
 Only actions ``a in (-1, 1)`` are stored, so the likelihood is taken of
-``u = atanh(clip(a, ±(1 - 1e-6)))`` under the pre-tanh Gaussian ``N(mean, std)`` (PPO's
-``gaussian_log_prob``). The tanh Jacobian ``-sum log(1 - a²)`` does not depend on the
+``u = atanh(clip(a, ±(1 - 1e-6)))`` under the pre-tanh Gaussian ``N(mean, std)`` (shared with PPO:
+``networks.gaussian_log_prob``). The tanh Jacobian ``-sum log(1 - a²)`` does not depend on the
 parameters, so dropping it leaves the gradient of ``log π`` unchanged.
 """
 
