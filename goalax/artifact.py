@@ -29,6 +29,9 @@ __all__ = [
     "FORMAT_VERSION",
     "ArtifactError",
     "Meta",
+    "env_spec",
+    "folder",
+    "is_artifact",
     "prune",
     "read_meta",
     "read_params",
@@ -125,10 +128,16 @@ def prune(run_dir: str, keep: set[int] | None = None, above: int | None = None) 
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
-def read_meta(run_dir: str, step: int) -> Meta:
-    """``policy.json`` of one artifact. A format this goalax does not know is a ConfigError (the
-    user needs another goalax); a damaged file is an ArtifactError (fall back to another)."""
-    path = os.path.join(folder(run_dir, step), _META)
+def is_artifact(path: str) -> bool:
+    """Whether ``path`` is one artifact's folder (e.g. a copied ``policies/<step>``)."""
+    return os.path.isfile(os.path.join(path, _META))
+
+
+def read_meta(path: str) -> Meta:
+    """``policy.json`` of the artifact in folder ``path``. A format this goalax does not know is a
+    ConfigError (the user needs another goalax); a damaged file is an ArtifactError (fall back to
+    another)."""
+    path = os.path.join(path, _META)
     try:
         with open(path) as f:
             data = json.load(f)
@@ -147,10 +156,11 @@ def read_meta(run_dir: str, step: int) -> Meta:
         raise ArtifactError(f"{path} is incomplete ({type(err).__name__}: {err})") from err
 
 
-def read_params(run_dir: str, step: int, like: Any) -> Any:
-    """The params of one artifact in the structure, shapes and dtypes of ``like`` (a pytree of
-    arrays or ``jax.ShapeDtypeStruct``); anything else is an ArtifactError."""
-    path = os.path.join(folder(run_dir, step), _PARAMS)
+def read_params(path: str, like: Any) -> Any:
+    """The params of the artifact in folder ``path`` in the structure, shapes and dtypes of
+    ``like`` (a pytree of arrays or ``jax.ShapeDtypeStruct``); anything else is an
+    ArtifactError."""
+    path = os.path.join(path, _PARAMS)
     try:
         with open(path, "rb") as f:
             params = serialization.from_bytes(like, f.read())

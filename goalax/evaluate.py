@@ -255,7 +255,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Evaluate a run's newest saved policy with its evaluation policy (deterministic unless the "
         "run was trained with --no-deterministic-eval)."
     )
-    parser.add_argument("run_dir", help="run directory (config.json and checkpoints/)")
+    parser.add_argument(
+        "run_dir", help="run directory, or one saved policy folder (RUN/policies/<step>)"
+    )
     parser.add_argument("--episodes", type=int, default=100, help="episodes (per goal with a set)")
     parser.add_argument("--eval-goals", default=None, help="named goal set instead of random goals")
     parser.add_argument("--seed-index", type=int, default=None, help="only this seed of the run")

@@ -45,7 +45,8 @@ def params_only(like: Any) -> Any:
 
 
 def load(run_dir: str) -> LoadedRun:
-    """The policy of the newest intact artifact of ``run_dir`` (``goalax.artifact``).
+    """The policy of the newest intact artifact of ``run_dir`` (``goalax.artifact``), or of the
+    artifact folder ``run_dir`` itself (a copied ``policies/<step>``).
 
     Only the task and the agent's networks are built, never the training program. A damaged
     newer artifact is skipped with one warning line. A run saved before artifacts existed is
@@ -54,10 +55,15 @@ def load(run_dir: str) -> LoadedRun:
     """
     if not os.path.isdir(run_dir):
         raise ConfigError(f"run directory {run_dir} does not exist")
+    if artifact.is_artifact(run_dir):
+        try:
+            return _from_artifact(run_dir)
+        except artifact.ArtifactError as err:
+            raise ConfigError(f"{err}; the policy cannot be read") from err
     skipped = []
     for step in reversed(artifact.steps(run_dir)):
         try:
-            run = _from_artifact(run_dir, step)
+            run = _from_artifact(artifact.folder(run_dir, step))
         except artifact.ArtifactError as err:
             skipped.append(str(err))
             continue
@@ -74,12 +80,12 @@ def _skipped_line(skipped: list[str], used: str) -> str:
     return f"warning: {'; '.join(skipped)}; using {used} instead"
 
 
-def _from_artifact(run_dir: str, step: int) -> LoadedRun:
+def _from_artifact(path: str) -> LoadedRun:
     from goalax.config import from_dict, resolve_defaults
     from goalax.training.loop import make_agent, make_env, seed_keys
 
-    meta = artifact.read_meta(run_dir, step)
-    source = os.path.join(artifact.folder(run_dir, step), "policy.json")
+    meta = artifact.read_meta(path)
+    source = os.path.join(path, "policy.json")
     config = resolve_defaults(from_dict(meta.config, f"{source}: config"))
     env = make_env(config)
     now = artifact.env_spec(env)
@@ -93,7 +99,7 @@ def _from_artifact(run_dir: str, step: int) -> LoadedRun:
         )
     agent = make_agent(config, env)
     like = jax.eval_shape(jax.vmap(agent.init), seed_keys(config)).params
-    params = artifact.read_params(run_dir, step, like)
+    params = artifact.read_params(path, like)
     return LoadedRun(config, env, jax.device_put(params), meta.env_steps, agent.act)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -78,6 +79,22 @@ def test_the_newest_artifact_is_read_and_old_ones_pruned(tmp_path):
     assert sorted(os.listdir(tmp_path / "policies")) == ["1000", "1500"]
     artifact.prune(str(tmp_path), above=1000)
     assert artifact.steps(str(tmp_path)) == [1000]
+
+
+def test_a_copied_artifact_folder_is_a_policy_on_its_own(tmp_path, capsys, no_training_program):
+    """Sharing a policy means copying ``policies/<step>``: load and eval read it alone."""
+    config = small_config("crl", str(tmp_path / "run"), num_seeds=1)
+    params = write(config, 1000)
+    shared = str(tmp_path / "shared")
+    shutil.copytree(artifact.folder(config.run.run_dir, 1000), shared)
+    leaves_equal(goalax.load(shared).params, params)
+    assert main(["eval", shared, "--episodes", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["env_steps"] == 1000
+    with open(os.path.join(shared, "params.msgpack"), "wb") as f:
+        f.write(b"torn")
+    assert main(["eval", shared]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "params.msgpack cannot be read" in err
 
 
 def edit_meta(run_dir: str, step: int, edit) -> None:

@@ -364,7 +364,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Video of a run's deterministic policy (MP4; --html adds brax's viewer page), or with "
         "--env NAME a PNG snapshot of a task after reset with its goal marked."
     )
-    parser.add_argument("run_dir", nargs="?", help="run directory")
+    parser.add_argument(
+        "run_dir", nargs="?", help="run directory, or one saved policy folder (RUN/policies/<step>)"
+    )
     parser.add_argument("--env", default=None, help="snapshot this task instead (no run needed)")
     parser.add_argument("--out", default=None, help=".mp4/.gif video, .html page or .png snapshot")
     parser.add_argument("--episodes", type=int, default=1, help="episodes, one after another")
