@@ -202,21 +202,26 @@ def sa_embedding(nets: CRLNets, sa_params: Any, state_obs: jax.Array, action: ja
     return nets.sa_encoder.apply(sa_params, jnp.concatenate([state_obs, action], axis=-1))
 
 
-def critic_loss(nets: CRLNets, sa_params: Any, psi: jax.Array, batch: dict):
-    """Contrastive loss (plus the logsumexp penalty) of ``φ(s, a)`` against the goal
-    embeddings ``psi [B, repr_dim]``, and its metrics."""
-    config = nets.config
-    phi = sa_embedding(nets, sa_params, batch["state_obs"], batch["action"])
-    logits = contrastive.pairwise_logits(config.energy, phi, psi)
+def contrastive_terms(config: Any, logits: jax.Array) -> tuple[jax.Array, dict]:
+    """``config.loss`` of the critic's ``logits [B, B]`` plus ``config.logsumexp_penalty`` ×
+    the logsumexp² regulariser, and the loss's metrics (CRL's and CMD's critic objective)."""
     loss, metrics = contrastive.contrastive_loss(config.loss, logits)
     return loss + config.logsumexp_penalty * contrastive.logsumexp_penalty(logits), metrics
 
 
-def critic_step(nets: CRLNets, state: CRLState, batch: dict, psi, psi_vjp):
-    """One Adam step of both encoders; ``psi_vjp`` carries ``dL/dψ`` into the goal encoder."""
+def critic_loss(nets: CRLNets, sa_params: Any, psi: jax.Array, batch: dict):
+    """Contrastive loss (plus the logsumexp penalty) of ``φ(s, a)`` against the goal
+    embeddings ``psi [B, repr_dim]``, and its metrics."""
+    phi = sa_embedding(nets, sa_params, batch["state_obs"], batch["action"])
+    return contrastive_terms(nets.config, contrastive.pairwise_logits(nets.config.energy, phi, psi))
+
+
+def critic_step(nets: CRLNets, state: CRLState, batch: dict, psi, psi_vjp, loss_fn=critic_loss):
+    """One Adam step of both encoders on ``loss_fn(nets, sa_params, psi, batch)``; ``psi_vjp``
+    carries ``dL/dψ`` into the goal encoder."""
     p = state.params
     (loss, metrics), (sa_grads, psi_grad) = jax.value_and_grad(
-        functools.partial(critic_loss, nets), argnums=(0, 1), has_aux=True
+        functools.partial(loss_fn, nets), argnums=(0, 1), has_aux=True
     )(p.sa_encoder, psi, batch)
     (g_grads,) = psi_vjp(psi_grad)
     critic = (p.sa_encoder, p.goal_encoder)
@@ -224,29 +229,48 @@ def critic_step(nets: CRLNets, state: CRLState, batch: dict, psi, psi_vjp):
     return optax.apply_updates(critic, updates), critic_opt, {"critic_loss": loss, **metrics}
 
 
-def update(nets: CRLNets, state: CRLState, batch: dict, key: jax.Array) -> tuple[CRLState, dict]:
+def goal_rows(batch: dict) -> jax.Array:
+    """The goal encoder's inputs: CRL embeds the batch's goals ``[B, goal_dim]``."""
+    return batch["goal"]
+
+
+def actor_score(nets: CRLNets, phi: jax.Array, psi: jax.Array) -> jax.Array:
+    """The actor's score of matched pairs, ``f(φ(s_i, a_i), ψ(g_i))`` ``[B]``."""
+    return contrastive.paired_logits(nets.config.energy, phi, psi)
+
+
+def update(
+    nets: CRLNets,
+    state: CRLState,
+    batch: dict,
+    key: jax.Array,
+    *,
+    goal_rows=goal_rows,
+    loss_fn=critic_loss,
+    score_fn=actor_score,
+) -> tuple[CRLState, dict]:
     """Actor and α step against the critic as it was, then the critic step (the reference's
-    order). Both see the same goal embeddings ``ψ(g)``: computed once, with a VJP that carries
-    the critic's gradient back into the goal encoder."""
+    order). Both see the same goal-encoder outputs ``ψ(goal_rows(batch))``: computed once, with
+    a VJP that carries the critic's gradient back into the goal encoder. The keywords let an
+    agent with CRL's networks embed more rows (CMD: also the states' own achieved goals), train
+    on another loss and score actions its own way."""
     p = state.params
-    psi, psi_vjp = jax.vjp(lambda g: nets.goal_encoder.apply(g, batch["goal"]), p.goal_encoder)
+    psi, psi_vjp = jax.vjp(lambda g: nets.goal_encoder.apply(g, goal_rows(batch)), p.goal_encoder)
 
     def score(action):
-        phi = sa_embedding(nets, p.sa_encoder, batch["state_obs"], action)
-        return contrastive.paired_logits(nets.config.energy, phi, psi)
+        return score_fn(nets, sa_embedding(nets, p.sa_encoder, batch["state_obs"], action), psi)
 
     obs = jnp.concatenate([batch["state_obs"], batch["goal"]], axis=-1)
     actor_params, log_alpha, actor_opt, actor_metrics = entropy_actor.actor_step(
         nets.actor, p.actor, p.log_alpha, state.actor_opt, obs, score, key
     )
-    critic, critic_opt, critic_metrics = critic_step(nets, state, batch, psi, psi_vjp)
+    critic, critic_opt, critic_metrics = critic_step(nets, state, batch, psi, psi_vjp, loss_fn)
     new_state = CRLState(
         params=CRLParams(critic[0], critic[1], actor_params, log_alpha),
         critic_opt=critic_opt,
         actor_opt=actor_opt,
     )
-    metrics = {**critic_metrics, **actor_metrics}
-    return new_state, {name: metrics[name] for name in metric_names(nets.config)}
+    return new_state, {**critic_metrics, **actor_metrics}
 
 
 def act(nets: CRLNets, params: CRLParams, obs: jax.Array, key: jax.Array, deterministic: bool):

@@ -1,5 +1,5 @@
-"""TD-InfoNCE (Zheng, Eysenbach, Salakhutdinov, Levine, "Contrastive Difference Predictive
-Coding", ICLR 2024): contrastive RL whose critic is trained by temporal differences.
+"""TD-InfoNCE (Zheng, Salakhutdinov, Eysenbach, "Contrastive Difference Predictive Coding",
+ICLR 2024): contrastive RL whose critic is trained by temporal differences.
 
 CRL classifies which goal was reached in the future of ``(s, a)`` from Monte Carlo futures of
 one episode. TD-InfoNCE learns the same discounted occupancy ratio by bootstrapping: the future of
@@ -96,12 +96,10 @@ class TDInfoNCEConfig:
     """Target entropy is -scale × action_dim."""
     discount: float = 0.99
     """γ of the TD target (and of the geometric goal strategy)."""
-    tau: float = 0.08
-    """Polyak rate of the target critic: target <- (1 - tau) target + tau online (the official
-    code's 0.005 per env step at its one gradient step per env step, at --utd-ratio 0.0625)."""
+    tau: float = 0.005
+    """Polyak rate of the target critic: target <- (1 - tau) target + tau online."""
     goal_strategy: GoalStrategy = "random_state"
-    """Goals g (commanded, and the candidates s_f of the bootstrap term): any stored state (the
-    paper's), the discounted (geometric γ) or uniform future of the transition."""
+    """Goals g, commanded and bootstrap candidates: any stored state (paper's) or a future one."""
 
     def validate(self) -> None:
         """Raise ValueError with a one-line fix for impossible settings."""
@@ -127,7 +125,8 @@ def td_infonce_loss(
     target_logits: jax.Array,
     discounts: jax.Array,
 ) -> tuple[jax.Array, dict]:
-    """The TD-InfoNCE loss of the paper's Eq. (TD InfoNCE) on logit matrices, and its metrics.
+    """The TD-InfoNCE loss on logit matrices (the paper's, with absorbing terminals), and its
+    metrics.
 
     ``next_logits [B, B]``: ``f(s_i, a_i, g_i, s'_j)``; ``goal_logits [B, B]``:
     ``f(s_i, a_i, g_i, g_j)``; ``target_logits [B, B]``: ``f̄(s'_i, a'_i, g_i, g_j)``;
@@ -149,7 +148,9 @@ def td_infonce_loss(
     }
 
 
-def phi(nets: crl.CRLNets, sa_params: Any, state_obs, action, goal) -> jax.Array:
+def phi(
+    nets: crl.CRLNets, sa_params: Any, state_obs: jax.Array, action: jax.Array, goal: jax.Array
+) -> jax.Array:
     """``φ(s, a, g)``: ``[B, S], [B, A], [B, G] -> [B, repr_dim]``."""
     return nets.sa_encoder.apply(sa_params, jnp.concatenate([state_obs, action, goal], axis=-1))
 
