@@ -536,7 +536,7 @@ def test_her_reward_uses_the_task_success():
     np.testing.assert_array_equal(batch["reward"], 1.0)
 
 
-@pytest.mark.parametrize("name", ["crl", "sac", "td3", "ppo", "gciql", "td_infonce"])
+@pytest.mark.parametrize("name", ["crl", "sac", "td3", "ppo", "gciql", "td_infonce", "cmd"])
 def test_layer_norm_flags_reach_the_networks_they_name(name):
     """The predecessor never passed its LayerNorm flag to the actor. Here each flag reaches
     exactly its own network of a built agent (shapes only, nothing compiled)."""

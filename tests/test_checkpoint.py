@@ -126,8 +126,19 @@ def test_state_round_trip_other_tasks(env, agent, tmp_path):
     round_trip(env, agent, tmp_path)
 
 
+#: The MJX-base round trip in the default suite: reacher's (the pushers' compile takes minutes).
+MJX_BASE_DEFAULT_SUITE = ("reacher",)
+
+
 @pytest.mark.parametrize("agent", ["crl", pytest.param("ppo", marks=pytest.mark.slow)])
-@pytest.mark.parametrize("env", [n for n in envs.mjx_base_names() if n in FAMILIES])
+@pytest.mark.parametrize(
+    "env",
+    [
+        pytest.param(n, marks=() if n in MJX_BASE_DEFAULT_SUITE else pytest.mark.slow)
+        for n in envs.mjx_base_names()
+        if n in FAMILIES
+    ],
+)
 def test_state_round_trip_on_the_mjx_base(env, agent, tmp_path):
     """``mjx.Data`` in the state: zero-size contact arrays and implementation sub-structures
     (a family's task with an MJX-base backend besides its default; tasks on the base by default,

@@ -20,6 +20,7 @@ from goalax.contrastive import (
     logsumexp_penalty,
     mrn_distance,
     paired_logits,
+    pairwise_iqe_distance,
     pairwise_logits,
 )
 
@@ -408,12 +409,14 @@ QUASIMETRICS = {
 @jax.jit
 def quasimetric_facts(x, y, z):
     """Per distance: d(x, y), d(y, x), d(x, z), d(y, z), d(x, x) and the gradients of d at
-    ``x == y`` for rows ``[N, 16]``."""
+    ``x == y`` for rows ``[N, 16]``; and IQE of all pairs, by ``pairwise_iqe_distance`` and by
+    broadcasting ``iqe_distance``."""
     facts = {}
     for name, fn in QUASIMETRICS.items():
         grads = jax.grad(lambda a, b, fn=fn: jnp.sum(fn(a, b)), argnums=(0, 1))(x, x)
         facts[name] = (fn(x, y), fn(y, x), fn(x, z), fn(y, z), fn(x, x), grads)
-    return facts
+    all_pairs = (pairwise_iqe_distance(x, y, 4), iqe_distance(x[:, None], y[None], 4))
+    return facts, all_pairs
 
 
 @settings(max_examples=20, deadline=None)
@@ -423,7 +426,7 @@ def test_mrn_and_iqe_are_quasimetrics(seed, grid):
     rng = np.random.default_rng(seed)
     points = rng.integers(-2, 3, size=(3, 32, 16)) * 0.5 if grid else rng.normal(size=(3, 32, 16))
     x, y, z = jnp.asarray(points, jnp.float32)
-    facts = jax.device_get(quasimetric_facts(x, y, z))
+    facts, (pairwise, broadcast) = jax.device_get(quasimetric_facts(x, y, z))
     assert len(facts) == len(QUASIMETRICS)
     for name, (xy, yx, xz, yz, xx, grads) in facts.items():
         np.testing.assert_array_equal(xx, 0.0, err_msg=name)
@@ -433,6 +436,7 @@ def test_mrn_and_iqe_are_quasimetrics(seed, grid):
         assert all(np.isfinite(g).all() for g in grads), name
     expected = [_iqe_reference(a, b, 4, IQE_ALPHA) for a, b in zip(*points[:2], strict=True)]
     np.testing.assert_allclose(facts["iqe_distance(4 components)"][0], expected, rtol=1e-5)
+    np.testing.assert_allclose(pairwise, broadcast, rtol=1e-5, atol=1e-6)
 
 
 def test_quasimetrics_refuse_sizes_they_cannot_split():

@@ -23,11 +23,12 @@ from mujoco import mjx
 
 from goalax import envs
 from goalax.envs.mjx_base import MjxGoalEnv, check_impl
+from goalax.envs.pusher import MjxPusher
 from goalax.errors import ConfigError
 
 #: Tasks with a backend on goalax's MJX base (``envs.make(task, backend="mjx")``): the default
 #: suite checks the cheapest (reacher, ~15 s of compiling on 2 cores); the others (cheetah:
-#: ~45 s) run under ``-m slow``.
+#: ~45 s, each pusher: 3-6 min on 2 loaded cores) run under ``-m slow``.
 DEFAULT_SUITE = ("reacher",)
 MJX_BASE_TASKS = [
     pytest.param(name, marks=() if name in DEFAULT_SUITE else pytest.mark.slow)
@@ -111,9 +112,25 @@ def assert_close(ours, theirs, what: str) -> None:
     )
 
 
+#: A limit that would push a geom deeper than this (m) into another is out of reach: contacts
+#: stop the body first (the pusher's shoulder at its lift limit puts the wrist 0.5 m into the
+#: table, where float32 and float64 solvers part by 0.03 rad in one step). Deep enough to keep
+#: the shallower presses of a cheetah's legs into the floor.
+UNREACHABLE_DEPTH = 0.1
+
+
+def deepest_contact(m: mujoco.MjModel, qpos: np.ndarray) -> float:
+    """Penetration (m, >= 0) of the deepest contact at ``qpos``, by MuJoCo's C engine."""
+    d = mujoco.MjData(m)
+    d.qpos[:] = qpos
+    mujoco.mj_forward(m, d)
+    return max((-c.dist for c in d.contact[: d.ncon]), default=0.0)
+
+
 def with_joint_limits(env: MjxGoalEnv, state):
     """The same states with each limited hinge/slide joint of the first envs at its limit and
-    moving into it (the limit constraint acts during the step)."""
+    moving into it (the limit constraint acts during the step), where contacts let it get there
+    (``UNREACHABLE_DEPTH``)."""
     m = env.mj_model
     qpos, qvel = np.array(state.pipeline_state.qpos), np.array(state.pipeline_state.qvel)
     row = 0
@@ -123,10 +140,53 @@ def with_joint_limits(env: MjxGoalEnv, state):
         low, high = m.jnt_range[j]
         for side, value, speed in ((0, low, -3.0), (1, high, 3.0)):
             i = (row + side) % qpos.shape[0]
-            qpos[i, m.jnt_qposadr[j]] = value - 0.01 * np.sign(speed)
+            pressed = qpos[i].copy()
+            pressed[m.jnt_qposadr[j]] = value - 0.01 * np.sign(speed)
+            if deepest_contact(m, pressed) > max(UNREACHABLE_DEPTH, deepest_contact(m, qpos[i])):
+                continue
+            qpos[i] = pressed
             qvel[i, m.jnt_dofadr[j]] = speed
         row += 2
     return qpos, qvel
+
+
+#: Rows of the one-step batch whose first puck touches the pusher arm's wrist (the last ones:
+#: their joint-limit cases are the pucks' slides, which hold the pucks metres away).
+PUCK_CONTACT_ROWS = 2
+#: The wrist's crossbar this far above the puck's centre, still level with its side: lower, the
+#: tilted wrist's fingers dig into the table.
+CROSSBAR_ABOVE_PUCK = 0.03
+
+
+def with_puck_contact(env: MjxPusher, qpos: np.ndarray) -> None:
+    """Pushers: the last ``PUCK_CONTACT_ROWS`` states with the arm lowered by its shoulder to the
+    puck's side and the first puck 5 mm into the wrist's crossbar from in front (the contact
+    acts during the step); asserts MuJoCo finds that contact."""
+    m = env.mj_model
+    suffix = "1" if env.n_pucks == 2 else ""
+    puck, bar = m.body(f"object{suffix}").id, m.geom("r_wrist_roll1").id
+    lift = m.joint("r_shoulder_lift_joint").qposadr[0]
+    slides = [m.joint(f"obj{suffix}_slide{axis}").qposadr[0] for axis in ("x", "y")]
+    d = mujoco.MjData(m)
+    for i in range(qpos.shape[0] - PUCK_CONTACT_ROWS, qpos.shape[0]):
+        d.qpos[:] = qpos[i]
+        d.qpos[:7] = 0.0
+        heights = []
+        for angle in np.linspace(0.0, 1.3, 53):
+            d.qpos[lift] = angle
+            mujoco.mj_kinematics(m, d)
+            heights.append(abs(d.geom_xpos[bar, 2] - m.body_pos[puck, 2] - CROSSBAR_ABOVE_PUCK))
+        d.qpos[lift] = np.linspace(0.0, 1.3, 53)[int(np.argmin(heights))]
+        mujoco.mj_kinematics(m, d)
+        reach = m.geom_size[bar, 0] + 0.05 - 0.005  # the radii of crossbar and puck, less 5 mm
+        target = d.geom_xpos[bar, :2] + np.array([reach, 0.0])
+        d.qpos[slides] = target - m.body_pos[puck, :2]
+        mujoco.mj_forward(m, d)
+        touching = [
+            c for c in d.contact[: d.ncon] if bar in c.geom and puck in m.geom_bodyid[c.geom]
+        ]
+        assert touching, f"row {i}: the puck does not touch the wrist"
+        qpos[i] = d.qpos
 
 
 @pytest.mark.parametrize("task", MJX_BASE_TASKS)
@@ -134,6 +194,8 @@ def test_one_step_equals_mujoco_c_engine(task):
     env, run = env_of(task), programs(task)
     state = reachable_states(task, jax.random.PRNGKey(7))
     qpos, qvel = with_joint_limits(env, state)
+    if isinstance(env, MjxPusher):
+        with_puck_contact(env, qpos)
     physics = run.init(jnp.asarray(qpos), jnp.asarray(qvel))
     state = state.replace(pipeline_state=physics)
     rng = np.random.default_rng(3)

@@ -488,7 +488,20 @@ def moved_to_the_mjx_base() -> list[str]:
     return [n for n in envs.mjx_base_names() if REFERENCE.get(n, {}).get("backend") != "mjx"]
 
 
-@pytest.mark.parametrize("task", moved_to_the_mjx_base())
+#: Of the tasks moved to the MJX base, those checked in the default suite: reacher; the pushers'
+#: static facts (8-21 s each on 2 loaded cores) and trajectories (40-140 s) run under ``-m slow``.
+MJX_BASE_DEFAULT_SUITE = ("reacher",)
+
+
+def mjx_base_params(default_suite: tuple[str, ...]) -> list:
+    """``moved_to_the_mjx_base()``, those outside ``default_suite`` under ``-m slow``."""
+    return [
+        pytest.param(n, marks=() if n in default_suite else pytest.mark.slow)
+        for n in moved_to_the_mjx_base()
+    ]
+
+
+@pytest.mark.parametrize("task", mjx_base_params(MJX_BASE_DEFAULT_SUITE))
 def test_static_facts_on_the_mjx_base_equal_the_reference(task):
     """A task on goalax's own MJX base and MJCF has the reference's static facts; only the
     backend's name differs (the dynamics are checked against MuJoCo's C engine instead:
@@ -797,10 +810,17 @@ def trajectory_mismatches(
 #: MuJoCo integrates the model that the reference's brax pipeline integrated. reacher (against
 #: generalized): within 1e-4 for 40 steps, at most 4.8e-3 rad by step 100 (measured); with
 #: MuJoCo's default implicit joint damping it was 0.007 off after 10 steps and 0.5 by step 100.
-MJX_BASE_TRAJECTORY_ATOL = {"reacher": 1e-2}
+#: The pushers: MuJoCo's C engine (float64) on the same model from the same start is 1.3e-5 rad
+#: off the recording at step 10, 2.4e-4 at 40 and 1.7e-2 by step 100, most in the wrist flex
+#: joint, which runs into its limit from step ~55 (a 1e-6 change of the start moves the C engine's
+#: own run by 2.7e-2 there, 0.12 in pusher2); MJX stays within 3 of its float-noise envelopes
+#: (pusher_easy, pusher2: measured with no absolute allowance at all).
+MJX_BASE_TRAJECTORY_ATOL = {"reacher": 1e-2} | dict.fromkeys(
+    ("pusher_easy", "pusher_hard", "pusher_reacher", "pusher2"), 2e-2
+)
 
 
-@pytest.mark.parametrize("task", moved_to_the_mjx_base())
+@pytest.mark.parametrize("task", mjx_base_params(MJX_BASE_DEFAULT_SUITE))
 def test_trajectory_on_the_mjx_base_follows_the_reference(task):
     mismatches = trajectory_mismatches(task, "mjx", MJX_BASE_TRAJECTORY_ATOL[task])
     assert not mismatches, report(task, mismatches)

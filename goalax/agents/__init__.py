@@ -12,6 +12,7 @@ from goalax.fields import check_finite
 #: name -> (module, config class name). Modules are imported on first use.
 _REGISTRY: dict[str, tuple[str, str]] = {
     "crl": ("goalax.agents.crl", "CRLConfig"),
+    "cmd": ("goalax.agents.cmd", "CMDConfig"),
     "sac": ("goalax.agents.sac", "SACConfig"),
     "td3": ("goalax.agents.td3", "TD3Config"),
     "ppo": ("goalax.agents.ppo", "PPOConfig"),

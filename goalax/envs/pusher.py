@@ -25,26 +25,36 @@ Resets, as the reference's (offsets ``(y, x)`` from the home; all uniform):
   every puck within 0.1 (the reference's success).
 A puck drawn within 0.17 of its goal has its offset scaled up to make that distance 0.17 (as the
 reference does; along the offset's ray, so the puck may still end up closer).
+
+Physics per backend (0.01 s x 5 for both): ``generalized`` (the default, the reference's) steps
+brax's system of the file (``Pusher``); ``mjx`` steps the same model with MuJoCo XLA on goalax's
+own base (``MjxPusher``), compiled as the reference's loader and pipeline treat it
+(``mjx_model``). Actions in [-1, 1] are the motors' controls on both (range [-2, 2], gear 1).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import mujoco
 import numpy as np
 from brax import math
 
 from goalax.envs import notices
 from goalax.envs.base import State, goal_metrics
 from goalax.envs.brax_base import GoalPipelineEnv
+from goalax.envs.mjx_base import MjxGoalEnv
 
 ASSET = os.path.join(os.path.dirname(__file__), "assets", "pusher.xml")
 PUCK_Z = -0.275
 GOAL_Z = -0.323
 #: A puck closer than this to its goal is moved away at reset.
 MIN_PUCK_GOAL = 0.17
+#: Backends, default first; ``mjx`` is goalax's own MJX base, ``generalized`` brax's pipeline.
+BACKENDS = ("generalized", "mjx")
 #: Where the reacher variant parks its puck (offset ``(y, x)``): beyond the arm's reach.
 PARKED_PUCK = (1.0, 1.0)
 
@@ -112,29 +122,30 @@ def _kept_apart(pucks: jax.Array, goals: jax.Array) -> jax.Array:
     return pucks * scale
 
 
-class Pusher(GoalPipelineEnv):
-    """Arm pushes pucks (or reaches) to goals on the table; never terminates."""
+def mjx_model(variant: str) -> mujoco.MjModel:
+    """The variant's MJCF compiled for goalax's MJX base as the reference's loader (brax's
+    ``mjcf.loads``) and pipeline (``generalized``) treat it: bodies without joints fused into
+    their parents (MuJoCo's ``fusestatic``, giving the reference's bodies, masses and inertias),
+    joint damping explicit (``eulerdamp`` off: with MuJoCo's default implicit damping the arm is
+    0.018 rad off the reference's trajectory after 10 steps, 1.3e-5 without). Set here, not in
+    the file: brax's ``generalized`` model stays the one the reference steps."""
+    spec = mujoco.MjSpec.from_string(pusher_mjcf(variant))
+    spec.compiler.fusestatic = True
+    spec.option.disableflags |= mujoco.mjtDisableBit.mjDSBL_EULERDAMP
+    return spec.compile()
 
-    backends = ("generalized", "mjx")
 
-    def __init__(
-        self,
-        *,
-        episode_length: int | None = None,
-        backend: str | None = None,
-        dense_reward: bool = False,
-        variant: str = "hard",
-    ):
-        backend = backend or self.backends[0]
+class _PusherTask:
+    """The task whatever steps it: resets, goals, goal sets, observation layout. The physics
+    base provides ``physics_at``, ``advance``, ``qpos``, ``qvel`` and ``mujoco_model``; the
+    class ``centres_of_mass`` and the body indices it reads (``_wrist``, ``_pucks``)."""
+
+    def _set_task(
+        self, variant: str, episode_length: int | None, dense_reward: bool, n_pucks: int
+    ) -> None:
         self.variant = variant
-        sys = notices.load_mjcf(pusher_mjcf(variant))
-        super().__init__(sys=sys, backend=backend, n_frames=5)
-        names = sys.link_names
-        self._wrist_link = names.index("r_wrist_flex_link")
-        observed = [f"object{s}" for s in ("1", "2")] if variant == "two" else ["object"]
-        self._puck_links = [names.index(n) for n in observed][: len(_PUCKS[variant])]
-        self.n_pucks = len(self._puck_links)
-        self.state_dim = 17 + 3 * self.n_pucks
+        self.n_pucks = n_pucks
+        self.state_dim = 17 + 3 * n_pucks
         self.goal_indices = {
             "easy": (10, 11, 12),
             "hard": (10, 11, 12),
@@ -165,8 +176,12 @@ class Pusher(GoalPipelineEnv):
         # Joint order after the arm: per puck, its (y, x), then its goal's (y, x).
         q = jnp.concatenate([jnp.zeros(7), jnp.concatenate([pucks, goals], axis=-1).ravel()])
         arm_qd = jax.random.uniform(key_qd, (7,), jnp.float32, -0.005, 0.005)
-        qd = jnp.concatenate([arm_qd, jnp.zeros(self.sys.qd_size() - 7)])
-        return self.make_state(self.pipeline_init(q, qd), goal, {"goal": goal})
+        qd = jnp.concatenate([arm_qd, jnp.zeros(self.mujoco_model().nv - 7)])
+        return self.make_state(self.physics_at(q, qd), goal, {"goal": goal})
+
+    def step(self, state: State, action: jax.Array) -> State:
+        physics = self.advance(state.pipeline_state, action)
+        return self.make_state(physics, state.info["goal"], state.info)
 
     def with_goal(self, state: State, goal: jax.Array) -> State:
         """Swap the goal and move the goal markers there (the arm and pucks are untouched)."""
@@ -176,23 +191,17 @@ class Pusher(GoalPipelineEnv):
         offsets = jnp.stack([xyz[:, 1] - home_y, xyz[:, 0] - home_x], axis=-1)
         physics = state.pipeline_state
         goal_q = 7 + 4 * jnp.arange(offsets.shape[0])[:, None] + jnp.array([2, 3])
-        q = physics.q.at[goal_q].set(offsets)
-        qd = physics.qd.at[goal_q].set(0.0)
-        return super().with_goal(state.replace(pipeline_state=self.pipeline_init(q, qd)), goal)
+        q = self.qpos(physics).at[goal_q].set(offsets)
+        qd = self.qvel(physics).at[goal_q].set(0.0)
+        return super().with_goal(state.replace(pipeline_state=self.physics_at(q, qd)), goal)
 
-    def centres_of_mass(self, pipeline_state, links: list[int]) -> jax.Array:
-        """``[len(links), 3]``: world centres of mass of ``links``."""
-        index = jnp.asarray(links)
-        frames = pipeline_state.x.take(index)
-        offsets = self.sys.link.inertia.transform.pos[index]
-        return frames.pos + jax.vmap(math.rotate)(offsets, frames.rot)
-
-    def state_obs(self, pipeline_state) -> jax.Array:
-        q, qd = pipeline_state.q[:7], pipeline_state.qd[:7]
-        wrist = self.centres_of_mass(pipeline_state, [self._wrist_link])[0]
+    def state_obs(self, physics: Any) -> jax.Array:
+        """See the module docstring for the layout."""
+        q, qd = self.qpos(physics)[:7], self.qvel(physics)[:7]
+        wrist = self.centres_of_mass(physics, [self._wrist])[0]
         if self.variant == "reacher":
             return jnp.concatenate([q, qd, wrist])
-        pucks = self.centres_of_mass(pipeline_state, self._puck_links).ravel()
+        pucks = self.centres_of_mass(physics, self._pucks).ravel()
         return jnp.concatenate([q, wrist, pucks, qd])
 
     def goal_metrics(self, achieved, goal):
@@ -222,3 +231,69 @@ class Pusher(GoalPipelineEnv):
                 offsets.append(low + fraction * (high - low))
             tasks.append(np.asarray(self.goal_from_offsets(jnp.asarray(np.stack(offsets)))))
         return {"tasks": np.stack(tasks).astype(np.float32)}
+
+
+def _observed_pucks(variant: str) -> list[str]:
+    """Names of the puck bodies the observation reads (the reacher's parked puck is not)."""
+    names = ["object1", "object2"] if variant == "two" else ["object"]
+    return names[: len(_PUCKS[variant])]
+
+
+class Pusher(_PusherTask, GoalPipelineEnv):
+    """Arm pushes pucks (or reaches) to goals on brax's ``generalized``; never terminates."""
+
+    backends = BACKENDS[:1]
+
+    def __init__(
+        self,
+        *,
+        episode_length: int | None = None,
+        backend: str | None = None,
+        dense_reward: bool = False,
+        variant: str = "hard",
+    ):
+        backend = backend or self.backends[0]
+        sys = notices.load_mjcf(pusher_mjcf(variant))
+        GoalPipelineEnv.__init__(self, sys=sys, backend=backend, n_frames=5)
+        names = sys.link_names
+        self._wrist = names.index("r_wrist_flex_link")
+        self._pucks = [names.index(n) for n in _observed_pucks(variant)]
+        self._set_task(variant, episode_length, dense_reward, len(self._pucks))
+
+    def centres_of_mass(self, pipeline_state, links: list[int]) -> jax.Array:
+        """``[len(links), 3]``: world centres of mass of ``links`` (link frame plus the inertia
+        offset, turned with the link)."""
+        index = jnp.asarray(links)
+        frames = pipeline_state.x.take(index)
+        offsets = self.sys.link.inertia.transform.pos[index]
+        return frames.pos + jax.vmap(math.rotate)(offsets, frames.rot)
+
+
+class MjxPusher(_PusherTask, MjxGoalEnv):
+    """The same task on goalax's own MJX base (``backend="mjx"``)."""
+
+    backends = BACKENDS[1:]
+
+    def __init__(
+        self,
+        *,
+        episode_length: int | None = None,
+        dense_reward: bool = False,
+        variant: str = "hard",
+        impl: str = "jax",
+    ):
+        model = mjx_model(variant)
+        MjxGoalEnv.__init__(self, model, n_substeps=5, impl=impl)
+        self._wrist = int(model.body("r_wrist_flex_link").id)
+        self._pucks = [int(model.body(n).id) for n in _observed_pucks(variant)]
+        self._set_task(variant, episode_length, dense_reward, len(self._pucks))
+
+    def centres_of_mass(self, data, bodies: list[int]) -> jax.Array:
+        """``[len(bodies), 3]``: MuJoCo's ``xipos``, each body's centre of mass in the world
+        frame (of the stepped state: the base updates body poses after the substeps)."""
+        return data.xipos[jnp.asarray(bodies)]
+
+    def ctrl_of_action(self, action: jax.Array) -> jax.Array:
+        """The clipped action itself, as the reference's brax pipeline applies it: the motors'
+        range is [-2, 2] with gear 1, so the arm gets half its torque range."""
+        return jnp.clip(action, -1.0, 1.0)

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
-from goalax.envs import cheetah, maze_layouts, reacher
+from goalax.envs import cheetah, maze_layouts, pusher, reacher
 from goalax.envs.ant import Ant, AntBall, AntPush
 from goalax.envs.ant_maze import AntBallMaze, AntMaze
 from goalax.envs.arm import Arm
@@ -19,7 +19,6 @@ from goalax.envs.base import GoalEnv
 from goalax.envs.humanoid import Humanoid, HumanoidMaze
 from goalax.envs.point import PointEnv
 from goalax.envs.point_maze import PointMaze
-from goalax.envs.pusher import Pusher
 from goalax.errors import closest
 
 __all__ = [
@@ -202,7 +201,16 @@ for _name, _variant, _what in (
     ("pusher_reacher", "reacher", "7-joint pusher arm: wrist to a point above the table"),
     ("pusher2", "two", "7-joint arm pushes two pucks to two goal regions"),
 ):
-    _REGISTRY[_name] = _Entry(functools.partial(Pusher, variant=_variant), _what, Pusher.backends)
+    _REGISTRY[_name] = _Entry(
+        on_backend(
+            functools.partial(pusher.Pusher, variant=_variant),
+            functools.partial(pusher.MjxPusher, variant=_variant),
+            pusher.BACKENDS,
+        ),
+        _what,
+        pusher.BACKENDS,
+        mjx_base=True,
+    )
 
 for _variant, _what in (
     ("reach", "end effector to a point in a 0.4 m cube in front of it (the reference's)"),

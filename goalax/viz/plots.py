@@ -301,38 +301,45 @@ def plot_curves(
     aggregate: str = "mean",
 ) -> None:
     """Write an image (format from ``out``'s extension) of each group's mean (or IQM) curve with
-    its shaded 95% CI: one panel per task, then one of the over-tasks rows when there are any."""
+    its shaded 95% CI: one panel per task (a method keeps its colour in all; one legend below),
+    then one of the over-tasks rows when there are any."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     tasks = list(dict.fromkeys(s.task for s in summaries))
     panels = len(tasks) + bool(aggregates)
-    fig = Figure(figsize=(7, 4.5) if panels == 1 else (4.5 * panels, 4.2), dpi=120)
+    several = len(tasks) > 1
+    fig = Figure(
+        figsize=(4.5 * panels, 4.5) if several else (7, 4.5), dpi=120, layout="constrained"
+    )
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, panels, squeeze=False)[0]
     cycle = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     methods = dict.fromkeys(s.method for s in summaries)
     colors = {m: cycle[i % len(cycle)] for i, m in enumerate(methods)}
     title = f"{metric}: {STATISTIC_NAMES[aggregate]} ± 95% bootstrap CI over seeds"
+    lines = {}
     for ax, task in zip(axes, tasks, strict=False):
         for s in summaries:
             if s.task == task:
-                label = f"{s.method if len(tasks) > 1 else s.label} (n={s.num_seeds})"
-                ax.plot(s.steps, s.value, label=label, color=colors[s.method])
+                label = s.method if several else f"{s.label} (n={s.num_seeds})"
+                (lines[label],) = ax.plot(s.steps, s.value, color=colors[s.method], label=label)
                 ax.fill_between(
                     s.steps, s.low, s.high, color=colors[s.method], alpha=0.2, linewidth=0
                 )
         ax.set_xlabel("env steps")
         ax.set_ylabel(metric)
-        ax.set_title(title if len(tasks) == 1 else str(task), fontsize="medium")
+        ax.set_title(str(task) if several else title, fontsize="medium")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
     if aggregates:
         _plot_intervals(axes[-1], aggregates, metric, aggregate, colors)
-    if len(tasks) > 1:
+    if several:
         fig.suptitle(title)
-    fig.tight_layout()
+        ncols = min(len(lines), 5)
+        fig.legend(lines.values(), lines, loc="outside lower center", ncols=ncols, fontsize="small")
+    else:
+        axes[0].legend(fontsize="small")
     _save(fig, out)
 
 
