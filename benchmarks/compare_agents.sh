@@ -38,6 +38,7 @@ agent_flags() {
   case "$1" in
     sac) echo --her --utd-ratio 0.25 ;;
     td3) echo --her --utd-ratio 0.5 --exploration-noise 0.2 ;;
+    gciql) echo --utd-ratio 0.25 ;;  # as its point learning test (SAC's ratio)
     # on-policy: dense reward (no relabelling), short unrolls, no replay flags (PPO refuses them)
     ppo) echo --dense-reward --unroll-length 10 --learning-rate 1e-3 --num-minibatches 4 ;;
     *) ;;
