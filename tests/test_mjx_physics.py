@@ -283,11 +283,13 @@ def test_goal_contract_on_the_mjx_base(task):
     env, run = env_of(task), programs(task)
     state = run.reset(jax.random.split(jax.random.PRNGKey(0), NUM))
     assert state.obs.shape == (NUM, env.observation_size)
-    np.testing.assert_array_equal(state.obs[:, env.state_dim :], state.info["goal"])
+    # Within float32 rounding: at the suite's low XLA optimisation (conftest.py) the reset's
+    # goal is computed in two fusions (observation, info) that round apart by up to 1 ulp
+    # (pusher_reacher); the default compile gives equal values.
+    np.testing.assert_allclose(state.obs[:, env.state_dim :], state.info["goal"], rtol=1e-6)
     achieved = env.achieved_goal(state.obs[:, : env.state_dim])
-    np.testing.assert_allclose(
-        state.metrics["dist"], np.linalg.norm(achieved - state.info["goal"], axis=-1), rtol=1e-6
-    )
+    expected = env.goal_metrics(achieved, state.info["goal"])  # pusher2: the farther puck's
+    np.testing.assert_allclose(state.metrics["dist"], expected["dist"], rtol=1e-6)
     assert set(state.metrics) >= {"dist", "success", "success_easy"}
     assert env.qpos(state.pipeline_state).shape == (NUM, env.mj_model.nq)
     nxt = run.step(state, jnp.zeros((NUM, env.action_size)))
