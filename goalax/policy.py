@@ -77,7 +77,7 @@ def load(run_dir: str) -> LoadedRun:
 
 
 def _skipped_line(skipped: list[str], used: str) -> str:
-    return f"warning: {'; '.join(skipped)}; using {used} instead"
+    return f"goalax: warning: {'; '.join(skipped)}; using {used} instead"
 
 
 def _from_artifact(path: str) -> LoadedRun:

@@ -145,4 +145,5 @@ def test_a_damaged_newest_artifact_falls_back_with_one_warning(damage, tmp_path,
     assert loaded.env_steps == 1000
     leaves_equal(loaded.params, older)
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("warning:") and "env step 1000" in err
+    assert len(err.splitlines()) == 1 and err.startswith("goalax: warning:")
+    assert "env step 1000" in err

@@ -80,9 +80,11 @@ def test_every_energy_and_loss_gives_finite_critic_gradients():
 
 
 def test_each_loss_and_each_energy_trains_in_the_agent():
-    """Full agent updates: every loss with l2, every energy with infonce_sym."""
+    """Full agent updates: every loss with l2, every energy but iqe with infonce_sym. IQE's
+    sort-based update took most of this test's compile (84 s of it on loaded cores): it trains
+    in the agent under -m slow, and its gradients are checked on the critic objective below."""
     pairs = [("l2", loss) for loss in LOSSES]
-    pairs += [(energy, "infonce_sym") for energy in ENERGIES if energy != "l2"]
+    pairs += [(energy, "infonce_sym") for energy in ENERGIES if energy not in ("l2", "iqe")]
     _two_updates_each(pairs)
 
 

@@ -1,10 +1,16 @@
-"""Two CPU processes on localhost join with jax.distributed and train one model."""
+"""Two CPU processes on localhost join with jax.distributed and train one model.
+
+Under -m slow (20-40 s of two processes compiling on 2 cores): the default suite keeps the cheaper
+check of the same sharded program, four devices in one process equal to one device
+(tests/test_multi_device.py)."""
 
 import json
 import os
 import socket
 import subprocess
 import sys
+
+import pytest
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "scripts", "multi_host.py")
 
@@ -15,6 +21,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_model(tmp_path):
     port, run_dir = str(free_port()), str(tmp_path / "run")
     env = dict(os.environ)  # with the suite's XLA_FLAGS (tests/conftest.py)

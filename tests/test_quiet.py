@@ -7,6 +7,7 @@ goalax's own warnings and other warnings still do.
 
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -141,6 +142,7 @@ def test_goalax_warnings_still_show(cli_run):
     for path in glob.glob(os.path.join(newest, "**", "d", "*"), recursive=True):
         with open(path, "r+b") as f:
             f.truncate(os.path.getsize(path) // 2)
+    shutil.rmtree(os.path.join(run_dir, "policies"))  # eval reads the checkpoints, as of old
     cli = [sys.executable, "-m", "goalax.cli"]
     done = fresh_process([*cli, "eval", run_dir, "--episodes", "2"], cwd=run_dir)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -140,6 +140,7 @@ def params_close(a, b, **tol):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), **tol)
 
 
+@pytest.mark.slow  # the default suite: tests/test_lifecycle.py's resume on point, the same check
 def test_resume_continues_exactly(tmp_path):
     full = goalax.train(small_config(tmp_path / "full", total_env_steps=960))
     half = small_config(tmp_path / "half", total_env_steps=400)
