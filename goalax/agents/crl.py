@@ -279,7 +279,9 @@ def act(nets: CRLNets, params: CRLParams, obs: jax.Array, key: jax.Array, determ
 
 
 def sample(config: CRLConfig, buf: BufferState, key: jax.Array, context: SampleContext) -> dict:
-    """A batch of ``(s, a, future goal)`` from replay, goals from the discounted future."""
+    """A batch of ``(s, a, future goal)`` from replay, goals by ``config.goal_strategy`` (the
+    discounted future by default); read by CRL, CMD and GCSL, whose configs share the two
+    fields it reads (``discount``, ``goal_strategy``)."""
     return relabel.contrastive_batch(
         buf,
         key,

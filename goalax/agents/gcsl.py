@@ -25,10 +25,10 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from goalax import relabel
-from goalax.agents.base import Agent, SampleContext, check_network_sizes, check_positive
+from goalax.agents import crl
+from goalax.agents.base import Agent, check_network_sizes, check_positive
 from goalax.agents.critics import policy_obs
-from goalax.buffer import BufferState, GoalStrategy
+from goalax.buffer import GoalStrategy
 from goalax.networks import TanhGaussianActor, gaussian_entropy, gaussian_log_prob, policy_action
 
 
@@ -128,19 +128,6 @@ def act(
     return policy_action(mean, log_std, key, deterministic)
 
 
-def sample(config: GCSLConfig, buf: BufferState, key: jax.Array, context: SampleContext) -> dict:
-    """``state_obs [B, S]``, ``action [B, A]`` and ``goal [B, G]``, an achieved goal of a later
-    state of the same episode (the batch CRL trains on)."""
-    return relabel.contrastive_batch(
-        buf,
-        key,
-        context.batch_size,
-        max_episode_length=context.max_episode_length,
-        gamma=config.discount,
-        strategy=config.goal_strategy,
-    )
-
-
 def make(config: GCSLConfig, *, state_dim: int, goal_dim: int, action_dim: int) -> Agent:
     """Build GCSL for the given sizes: a replay agent whose update is supervised learning."""
     config.validate()
@@ -151,5 +138,5 @@ def make(config: GCSLConfig, *, state_dim: int, goal_dim: int, action_dim: int) 
         act=functools.partial(act, nets),
         metric_names=METRICS,
         fields=("state_obs", "action", "next_goal"),
-        sample=functools.partial(sample, config),
+        sample=functools.partial(crl.sample, config),  # CRL's batch: (s, a, future goal)
     )
